@@ -1,0 +1,5 @@
+"""sentsim: a sentence-similarity service over BERT-family encoders."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,259 @@
+"""The ``sentsim`` command line: encode, fit-whitening, eval-sts.
+
+Flags override ``SENTSIM_*`` environment variables and ``.env``, which override the defaults of
+``app.core.config.Settings``. Domain errors print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from app import __version__
+from app.core.config import Settings, get_settings
+from app.core.datasets import read_corpus, read_sts
+from app.core.errors import ServiceError
+from app.services.encoders import EncoderOptions, load_encoder
+from app.services.evaluation import StsResult, evaluate_sts_grid
+from app.services.transforms import fit_whitening
+from app.transforms.spec import parse_transform_spec
+
+app = typer.Typer(
+    name="sentsim",
+    help="Sentence similarity: BERT-family encoders, BERT-whitening, STS evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(help="Model: all-MiniLM-L6-v2 (bundled), a Hugging Face id or a local dir."),
+]
+PoolingOpt = Annotated[
+    str | None, typer.Option(help="Pooling: cls, mean, first_last_avg or last2avg.")
+]
+PrecisionOpt = Annotated[str | None, typer.Option(help="Precision: fp32, bf16 or int8.")]
+BatchOpt = Annotated[int | None, typer.Option(min=1, help="Sentences per model call.")]
+SeqOpt = Annotated[int | None, typer.Option(min=1, help="Truncation length in tokens.")]
+ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N; default: GPU if any.")]
+PickleOpt = Annotated[
+    bool, typer.Option(help="Also load pickle-based weights (pytorch_model.bin): trusted only.")
+]
+ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    """The CLI's one mapping of domain errors: a one-line message and exit status 2."""
+    try:
+        yield
+    except ServiceError as exc:
+        typer.secho(f"error ({exc.error_type}): {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+
+def _encoder_options(
+    settings: Settings,
+    *,
+    model: str | None,
+    pooling: str | None,
+    precision: str | None,
+    batch_size: int | None,
+    max_seq_length: int | None,
+    num_threads: int | None,
+    device: str | None,
+    allow_pickle: bool,
+) -> EncoderOptions:
+    """Merge CLI flags over settings: a flag given wins."""
+    return EncoderOptions(
+        model=model or settings.model,
+        pooling=pooling or settings.pooling,
+        precision=precision or settings.precision,
+        max_seq_length=max_seq_length or settings.max_seq_length,
+        device=device or settings.device,
+        num_threads=num_threads or settings.num_threads,
+        batch_size=batch_size or settings.batch_size,
+        allow_pickle=allow_pickle or settings.allow_pickle,
+    )
+
+
+@app.command()
+def encode(
+    input: Annotated[Path, typer.Option(help="Corpus: one sentence per line, or a TSV.")],
+    output: Annotated[Path, typer.Option(help="Where to write float32 (n, d) vectors (.npy).")],
+    model: ModelOpt = None,
+    pooling: PoolingOpt = None,
+    precision: PrecisionOpt = None,
+    batch_size: BatchOpt = None,
+    max_seq_length: SeqOpt = None,
+    num_threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    allow_pickle: PickleOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Encode a corpus into a .npy array of sentence vectors (rows in input order)."""
+    with _domain_errors():
+        options = _encoder_options(
+            get_settings(),
+            model=model,
+            pooling=pooling,
+            precision=precision,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            num_threads=num_threads,
+            device=device,
+            allow_pickle=allow_pickle,
+        )
+        sentences = read_corpus(input)
+        vectors = load_encoder(options).encode(sentences, show_progress_bar=progress)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        np.save(output, vectors)
+    typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} float32 vectors to {output}")
+
+
+@app.command("fit-whitening")
+def fit_whitening_command(
+    corpus: Annotated[Path, typer.Option(help="Corpus: one sentence per line, or a TSV.")],
+    output: Annotated[Path, typer.Option(help="Folder to write, e.g. models/NAME.")],
+    k: Annotated[int | None, typer.Option(min=1, help="n_components (default: all d).")] = None,
+    beta: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mean removal.")] = 1.0,
+    gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="Variance equalisation.")] = 1.0,
+    model: ModelOpt = None,
+    pooling: PoolingOpt = None,
+    precision: PrecisionOpt = None,
+    batch_size: BatchOpt = None,
+    max_seq_length: SeqOpt = None,
+    num_threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    allow_pickle: PickleOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Fit BERT-whitening on a corpus's sentence vectors and save it (safetensors + JSON)."""
+    with _domain_errors():
+        options = _encoder_options(
+            get_settings(),
+            model=model,
+            pooling=pooling,
+            precision=precision,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            num_threads=num_threads,
+            device=device,
+            allow_pickle=allow_pickle,
+        )
+        sentences = read_corpus(corpus)
+        whitening = fit_whitening(
+            load_encoder(options),
+            sentences,
+            output,
+            n_components=k,
+            beta=beta,
+            gamma=gamma,
+            show_progress_bar=progress,
+        )
+    meta = whitening.metadata
+    typer.echo(
+        f"fitted whitening d={meta['dimension']} -> k={meta['n_components']} "
+        f"(beta={beta:g}, gamma={gamma:g}) on {meta['n_fitted']} sentences; saved to {output}"
+    )
+
+
+def format_table(results: Sequence[StsResult]) -> str:
+    """Render grid results as an aligned text table, Spearman x100 with two decimals."""
+    header = ("precision", "pooling", "transform", "dim", "spearman")
+    rows = [
+        (r.precision, r.pooling, r.label, str(r.n_components), f"{r.spearman:.2f}") for r in results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i < 3 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@app.command("eval-sts")
+def eval_sts(
+    data: Annotated[Path, typer.Option(help="sentence1<TAB>sentence2<TAB>score, with header.")],
+    pooling: Annotated[list[str] | None, typer.Option(help="Pooling (repeat for a grid).")] = None,
+    transform: Annotated[
+        list[str] | None,
+        typer.Option(help="none | whitening | whitening-K, optionally :beta,gamma (repeat)."),
+    ] = None,
+    precision: Annotated[
+        list[str] | None, typer.Option(help="fp32 | bf16 | int8 (repeat for a grid).")
+    ] = None,
+    fit_on: Annotated[
+        Path | None,
+        typer.Option(help="Corpus to fit transforms on (default: the evaluated sentences)."),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+    model: ModelOpt = None,
+    batch_size: BatchOpt = None,
+    max_seq_length: SeqOpt = None,
+    num_threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    allow_pickle: PickleOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Spearman x100 of cosine similarity against gold STS scores, for a grid of
+    precisions x poolings x transforms, in one run."""
+    with _domain_errors():
+        settings = get_settings()
+        options = _encoder_options(
+            settings,
+            model=model,
+            pooling=None,
+            precision=None,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            num_threads=num_threads,
+            device=device,
+            allow_pickle=allow_pickle,
+        )
+        specs = [parse_transform_spec(t) for t in (transform or ["none"])]
+        pairs = read_sts(data)
+        corpus = read_corpus(fit_on) if fit_on is not None else None
+        results = evaluate_sts_grid(
+            pairs,
+            replace(options),
+            poolings=pooling or [settings.pooling],
+            precisions=precision or [settings.precision],
+            specs=specs,
+            fit_corpus=corpus,
+            fit_on=str(fit_on) if fit_on is not None else None,
+            show_progress_bar=progress,
+        )
+    typer.echo(f"{data}: {len(pairs)} pairs, model {results[0].model}, Spearman x100")
+    typer.echo(format_table(results))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+@app.command()
+def version() -> None:
+    """Print sentsim's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point (``sentsim``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""Evaluation metrics on labelled sentence pairs (DESIGN.md §7)."""
+
+from __future__ import annotations

@@ -1,0 +1,57 @@
+"""Building encoders from explicit options, and encoding with de-duplication."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from app.core.types import Embeddings
+from app.encoding.base import Encoder
+from app.encoding.registry import DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """Constructor arguments of ``BertEncoder`` (see its docstring for each)."""
+
+    model: str = DEFAULT_MODEL
+    pooling: str = "mean"
+    precision: str = "fp32"
+    max_seq_length: int | None = None
+    device: str | None = None
+    num_threads: int | None = None
+    batch_size: int = 32
+    allow_pickle: bool = False
+
+
+def load_encoder(options: EncoderOptions) -> Encoder:
+    """Load a ``BertEncoder`` (torch is imported here, on first use).
+
+    Raises:
+        ModelLoadError, ModelIntegrityError, InputValidationError: As ``BertEncoder``.
+    """
+    from app.encoding.bert import BertEncoder
+
+    kwargs = asdict(options)
+    return BertEncoder(kwargs.pop("model"), **kwargs)
+
+
+def encode_unique(
+    encoder: Encoder, sentences: Sequence[str], show_progress_bar: bool = False
+) -> Embeddings:
+    """Encode each distinct sentence once and return float32 vectors (n, d) in input order."""
+    index: dict[str, int] = {}
+    inverse = np.fromiter(
+        (index.setdefault(s, len(index)) for s in sentences), dtype=np.int64, count=len(sentences)
+    )
+    return encoder.encode(list(index), show_progress_bar=show_progress_bar)[inverse]
+
+
+def iter_encoded(
+    encoder: Encoder, sentences: Sequence[str], chunk: int = 16384, show_progress_bar: bool = False
+) -> Iterator[Embeddings]:
+    """Yield float32 vectors (<= chunk, d) chunk by chunk, so a large corpus streams."""
+    for start in range(0, len(sentences), chunk):
+        yield encoder.encode(sentences[start : start + chunk], show_progress_bar=show_progress_bar)

@@ -1,0 +1,149 @@
+"""STS evaluation grids: every (precision, pooling, transform) on one pair file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from app.core.datasets import StsPairs
+from app.core.types import Embeddings
+from app.encoding.base import Encoder
+from app.evaluation.sts import spearman_x100
+from app.services.encoders import EncoderOptions, encode_unique, load_encoder
+from app.similarity.metrics import pairwise_cos_sim
+from app.transforms.spec import TransformSpec
+from app.transforms.whitening import Whitening
+
+
+@dataclass(frozen=True)
+class StsResult:
+    """One row of an STS grid.
+
+    Attributes:
+        model: The encoder's model name.
+        precision: ``fp32``, ``bf16`` or ``int8``.
+        pooling: The pooling mode.
+        method: The similarity measure (``cosine``).
+        transform: ``none`` or ``whitening``.
+        n_components: Dimension of the compared vectors (k; d for ``none``).
+        beta: Whitening's beta (``None`` for ``none``).
+        gamma: Whitening's gamma (``None`` for ``none``).
+        fit_on: What the transform was fitted on: ``evaluated`` (the pair file's own 2n
+            sentences, as the BERT-whitening paper does) or a corpus path.
+        spearman: Spearman x100 between the scores and the gold, in [-100, 100].
+        n_pairs: Number of pairs evaluated.
+    """
+
+    model: str
+    precision: str
+    pooling: str
+    method: str
+    transform: str
+    n_components: int
+    beta: float | None
+    gamma: float | None
+    fit_on: str | None
+    spearman: float
+    n_pairs: int
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as a JSON object (the ``--json`` output of ``sentsim eval-sts``)."""
+        return asdict(self)
+
+
+def fit_transform_spec(
+    spec: TransformSpec, fit_vectors: Embeddings, *, model: str, pooling: str
+) -> Whitening | None:
+    """Fit the transform a spec names on float32 vectors (N, d); ``None`` for ``none``."""
+    if spec.kind == "none":
+        return None
+    return Whitening(
+        spec.n_components, beta=spec.beta, gamma=spec.gamma, model=model, pooling=pooling
+    ).fit(fit_vectors)
+
+
+def evaluate_encoder(
+    encoder: Encoder,
+    pairs: StsPairs,
+    specs: Sequence[TransformSpec],
+    *,
+    fit_corpus: Sequence[str] | None = None,
+    fit_on: str | None = None,
+    show_progress_bar: bool = False,
+) -> list[StsResult]:
+    """Score every transform spec for one encoder; each distinct sentence is encoded once.
+
+    Args:
+        encoder: The encoder (its pooling is the one evaluated).
+        pairs: The labelled pairs.
+        specs: Transforms to fit and compare (``none`` included if wanted).
+        fit_corpus: Sentences to fit transforms on; ``None`` fits on the pairs' own 2n
+            sentences (duplicates kept, as the BERT-whitening paper does).
+        fit_on: Label of ``fit_corpus`` for the results (e.g. its path).
+        show_progress_bar: Show encoding progress.
+
+    Returns:
+        One ``StsResult`` per spec, in order.
+    """
+    n = len(pairs)
+    vectors = encode_unique(encoder, pairs.sentences, show_progress_bar)
+    a, b = vectors[:n], vectors[n:]
+    fit_vectors = vectors
+    if fit_corpus is not None and any(s.kind != "none" for s in specs):
+        fit_vectors = encode_unique(encoder, fit_corpus, show_progress_bar)
+    results = []
+    for spec in specs:
+        transform = fit_transform_spec(
+            spec, fit_vectors, model=encoder.model_name, pooling=encoder.pooling
+        )
+        ta, tb = (a, b) if transform is None else (transform.transform(a), transform.transform(b))
+        results.append(
+            StsResult(
+                model=encoder.model_name,
+                precision=encoder.precision,
+                pooling=encoder.pooling,
+                method="cosine",
+                transform=spec.kind,
+                n_components=ta.shape[1],
+                beta=None if transform is None else spec.beta,
+                gamma=None if transform is None else spec.gamma,
+                fit_on=None if transform is None else (fit_on or "evaluated"),
+                spearman=spearman_x100(pairwise_cos_sim(ta, tb), pairs.scores),
+                n_pairs=n,
+                label=spec.label,
+            )
+        )
+    return results
+
+
+def evaluate_sts_grid(
+    pairs: StsPairs,
+    options: EncoderOptions,
+    *,
+    poolings: Sequence[str],
+    precisions: Sequence[str],
+    specs: Sequence[TransformSpec],
+    fit_corpus: Sequence[str] | None = None,
+    fit_on: str | None = None,
+    show_progress_bar: bool = False,
+) -> list[StsResult]:
+    """Evaluate the grid precisions x poolings x specs, loading the model once per precision.
+
+    Raises:
+        ModelLoadError, InputValidationError: From loading the encoder or bad options.
+    """
+    results: list[StsResult] = []
+    for precision in precisions:
+        base = load_encoder(replace(options, precision=precision, pooling=poolings[0]))
+        for pooling in poolings:
+            results += evaluate_encoder(
+                base.with_pooling(pooling),
+                pairs,
+                specs,
+                fit_corpus=fit_corpus,
+                fit_on=fit_on,
+                show_progress_bar=show_progress_bar,
+            )
+    return results

@@ -1,0 +1,3 @@
+"""Similarity measures between sentence vectors (and later token-vector sequences)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Corrections of the sentence-vector distribution: BERT-whitening (and later BERT-flow)."""
+
+from __future__ import annotations
