@@ -23,6 +23,7 @@ every Linear layer is quantized (the torch.ao default, with its quality cost).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
@@ -50,7 +51,11 @@ def cpu_has_fast_bf16() -> bool:
 def _quantize_dynamic(model: nn.Module, spec: set[type[nn.Module]] | dict[str, Any]) -> nn.Module:
     # torch.ao.quantization is untyped: state the signature it has.
     quantize = cast(Callable[..., nn.Module], torch.ao.quantization.quantize_dynamic)
-    return quantize(model, spec, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        # torch 2.13 announces the move of eager quantization to torchao on every call; the API
+        # still works, and the README records the choice.
+        warnings.filterwarnings("ignore", message=".*quantiz.*deprecated", category=Warning)
+        return quantize(model, spec, dtype=torch.qint8)
 
 
 def quantize_int8(model: nn.Module, *, ffn: Literal["bf16", "int8"] | None = None) -> nn.Module:

@@ -1,0 +1,139 @@
+"""The sentsim CLI through Typer's CliRunner, on the tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.core.config import get_settings
+from app.transforms.whitening import Whitening
+from tests.conftest import STS_SAMPLE
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SENTSIM_MODEL", "SENTSIM_POOLING", "SENTSIM_PRECISION"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    lines = [f"the dog eats a cat on the street number {i}" for i in range(40)]
+    lines += [f"a man plays a guitar in the park {'again ' * (i % 5)}" for i in range(40)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_encode_writes_vectors_in_input_order(tiny_bert_dir: Path, corpus: Path) -> None:
+    out = corpus.parent / "v.npy"
+    args = ["encode", "--input", str(corpus), "--output", str(out), "--model", str(tiny_bert_dir)]
+    result = runner.invoke(app, [*args, "--pooling", "cls", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    vectors = np.load(out)
+    assert vectors.shape == (80, 32) and vectors.dtype == np.float32
+    from app.encoding.bert import BertEncoder
+
+    first = BertEncoder(str(tiny_bert_dir), pooling="cls").encode(
+        ["the dog eats a cat on the street number 0"]
+    )
+    np.testing.assert_allclose(vectors[:1], first, atol=1e-5)
+
+
+def test_fit_whitening_saves_a_loadable_transform(tiny_bert_dir: Path, corpus: Path) -> None:
+    out = corpus.parent / "models" / "w8"
+    args = ["fit-whitening", "--corpus", str(corpus), "--output", str(out), "--k", "8"]
+    result = runner.invoke(app, [*args, "--model", str(tiny_bert_dir), "--beta", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "k=8" in result.output
+    w = Whitening.load(out, model=str(tiny_bert_dir.resolve()), pooling="mean", dimension=32)
+    assert (w.n_components, w.beta, w.n_fitted) == (8, 0.5, 80)
+
+
+def test_eval_sts_grid_and_json(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grid.json"
+    args = [
+        "eval-sts",
+        "--data",
+        str(STS_SAMPLE),
+        "--model",
+        str(tiny_bert_dir),
+        "--json",
+        str(out),
+    ]
+    grid = ["--pooling", "mean", "--pooling", "cls", "--transform", "none"]
+    grid += ["--transform", "whitening-8:0,0", "--no-progress"]
+    result = runner.invoke(app, args + grid)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(r["pooling"], r["label"]) for r in rows] == [
+        ("mean", "none"),
+        ("mean", "whitening-8:0,0"),
+        ("cls", "none"),
+        ("cls", "whitening-8:0,0"),
+    ]
+    for row in rows:
+        assert {
+            "pooling",
+            "transform",
+            "n_components",
+            "beta",
+            "gamma",
+            "spearman",
+            "n_pairs",
+        } <= set(row)
+        assert row["n_pairs"] == 300 and -100 <= row["spearman"] <= 100
+    assert rows[1]["n_components"] == 8 and rows[1]["beta"] == 0.0 and rows[0]["beta"] is None
+    assert "whitening-8:0,0" in result.output  # the table
+
+
+def test_eval_sts_fit_on_another_corpus(tiny_bert_dir: Path, corpus: Path) -> None:
+    args = ["eval-sts", "--data", str(STS_SAMPLE), "--model", str(tiny_bert_dir)]
+    out = corpus.parent / "g.json"
+    result = runner.invoke(
+        app, [*args, "--transform", "whitening-4", "--fit-on", str(corpus), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())[0]["fit_on"] == str(corpus)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--transform", "pca"], "bad transform 'pca'"),
+        (["--pooling", "max"], "unknown pooling 'max'"),
+        (["--precision", "fp8"], "unknown precision 'fp8'"),
+    ],
+)
+def test_bad_flags_exit_2_with_a_message(
+    tiny_bert_dir: Path, extra: list[str], message: str
+) -> None:
+    args = ["eval-sts", "--data", str(STS_SAMPLE), "--model", str(tiny_bert_dir), *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_missing_data_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval-sts", "--data", str(tmp_path / "nope.tsv")])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_settings_from_environment_are_used(
+    tiny_bert_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTSIM_MODEL", str(tiny_bert_dir))
+    monkeypatch.setenv("SENTSIM_POOLING", "last2avg")
+    get_settings.cache_clear()
+    out = corpus.parent / "models" / "env"
+    result = runner.invoke(app, ["fit-whitening", "--corpus", str(corpus), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert Whitening.load(out).pooling == "last2avg"

@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny random BERT checkpoint written once per session, and data paths."""
+
+from __future__ import annotations
+
+import os
+
+# No test may reach the Hugging Face Hub; set before transformers is imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from app.encoding.bert import BertEncoder
+
+DATA_DIR = Path(__file__).parent / "data"
+STS_SAMPLE = DATA_DIR / "stsb_test_300.tsv"
+
+_WORDS = (
+    "a an the man woman dog cat child boy girl is are was plays playing guitar piano eats "
+    "eating food slices tomato tomatoes rides riding horse bike runs running on in at with "
+    "of and to street park beach water ball red blue green small big two three people "
+    "sits sitting talks phone car drives road tree house dance dances sings song"
+).split()
+
+
+def write_tiny_bert(folder: Path, *, hidden_size: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """Save a random ``BertModel`` (hidden 32, 2 layers) and a WordPiece tokenizer whose vocab
+    is generated from a small word list, single letters and ``##`` suffix pieces."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "?", "'", "-"]
+    vocab += letters + [f"##{c}" for c in letters] + _WORDS + [f"##{w}" for w in ("s", "ing")]
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = {token: i for i, token in enumerate(dict.fromkeys(vocab))}
+    tokenizer = BertTokenizerFast(vocab=ids, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer.get_vocab()),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=128,
+    )
+    BertModel(config).eval().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT checkpoint (safetensors), written once per session."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_bert_dir: Path) -> BertEncoder:
+    """A ``BertEncoder`` over the tiny checkpoint, mean pooling, on the CPU."""
+    from app.encoding.bert import BertEncoder
+
+    return BertEncoder(str(tiny_bert_dir), pooling="mean", device="cpu", batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def sentences() -> list[str]:
+    """Sentences of very different lengths, so length sorting reorders them."""
+    return [
+        "a man plays a guitar",
+        "the dog",
+        "two people are sitting in the park with a big red ball and a small blue car",
+        "",
+        "a woman slices tomatoes",
+        "children running on the beach",
+        "the cat eats",
+        "a boy rides a horse on the street at the beach with three dogs",
+        "zzzz qqqq",
+    ]

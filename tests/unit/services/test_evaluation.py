@@ -1,0 +1,57 @@
+"""The STS grid service, on the tiny BERT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from app.core.datasets import read_sts
+from app.encoding.bert import BertEncoder
+from app.evaluation.sts import spearman_x100
+from app.services.encoders import EncoderOptions, encode_unique
+from app.services.evaluation import evaluate_encoder, evaluate_sts_grid
+from app.transforms.spec import parse_transform_spec
+from app.transforms.whitening import Whitening
+from tests.conftest import STS_SAMPLE
+
+
+def test_encode_unique_equals_plain_encode(tiny_encoder: BertEncoder) -> None:
+    sentences = ["the dog", "a cat", "the dog", "a man", "a cat"]
+    np.testing.assert_allclose(
+        encode_unique(tiny_encoder, sentences), tiny_encoder.encode(sentences), atol=1e-5
+    )
+
+
+def test_evaluate_encoder_matches_a_direct_computation(tiny_encoder: BertEncoder) -> None:
+    pairs = read_sts(STS_SAMPLE)
+    specs = [parse_transform_spec("none"), parse_transform_spec("whitening-16")]
+    none, white = evaluate_encoder(tiny_encoder, pairs, specs)
+    a, b = tiny_encoder.encode(pairs.sentences1), tiny_encoder.encode(pairs.sentences2)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    # The tiny random model's cosines crowd near 0.98, so float noise of 1e-6 between batchings
+    # can swap a few ranks: agree to 0.05 Spearman points.
+    assert abs(none.spearman - spearman_x100(cosine, pairs.scores)) < 0.05
+    # Whitening fitted on all 2n evaluated sentences, duplicates kept (the paper's protocol).
+    w = Whitening(16).fit(np.vstack([a, b]))
+    ta, tb = w.transform(a), w.transform(b)
+    cosine_w = (ta * tb).sum(1) / np.linalg.norm(ta, axis=1) / np.linalg.norm(tb, axis=1)
+    assert abs(white.spearman - spearman_x100(cosine_w, pairs.scores)) < 0.05
+    assert (white.n_components, white.fit_on, none.fit_on) == (16, "evaluated", None)
+
+
+def test_grid_covers_every_combination(tiny_bert_dir: Path) -> None:
+    pairs = read_sts(STS_SAMPLE)
+    results = evaluate_sts_grid(
+        pairs,
+        EncoderOptions(model=str(tiny_bert_dir), device="cpu"),
+        poolings=["cls", "mean"],
+        precisions=["fp32", "int8"],
+        specs=[parse_transform_spec("none")],
+    )
+    assert [(r.precision, r.pooling) for r in results] == [
+        ("fp32", "cls"),
+        ("fp32", "mean"),
+        ("int8", "cls"),
+        ("int8", "mean"),
+    ]
