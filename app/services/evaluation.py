@@ -12,6 +12,7 @@ from app.encoding.base import Encoder
 from app.evaluation.sts import spearman_x100
 from app.services.encoders import EncoderOptions, encode_unique, load_encoder
 from app.similarity.metrics import pairwise_cos_sim
+from app.transforms.base import EmbeddingTransform
 from app.transforms.spec import TransformSpec
 from app.transforms.whitening import Whitening
 
@@ -55,7 +56,7 @@ class StsResult:
 
 def fit_transform_spec(
     spec: TransformSpec, fit_vectors: Embeddings, *, model: str, pooling: str
-) -> Whitening | None:
+) -> EmbeddingTransform | None:
     """Fit the transform a spec names on float32 vectors (N, d); ``None`` for ``none``."""
     if spec.kind == "none":
         return None
