@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
+from pydantic import ValidationError
 
 from app import __version__
 from app.core.config import Settings, get_settings
@@ -57,6 +57,12 @@ def _domain_errors() -> Iterator[None]:
         yield
     except ServiceError as exc:
         typer.secho(f"error ({exc.error_type}): {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+    except ValidationError as exc:  # a SENTSIM_* variable or .env entry of the wrong form
+        problems = "; ".join(
+            f"SENTSIM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        typer.secho(f"error (invalid_setting): {problems}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
 
 
@@ -228,7 +234,7 @@ def eval_sts(
         corpus = read_corpus(fit_on) if fit_on is not None else None
         results = evaluate_sts_grid(
             pairs,
-            replace(options),
+            options,
             poolings=pooling or [settings.pooling],
             precisions=precision or [settings.precision],
             specs=specs,

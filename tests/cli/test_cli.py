@@ -127,6 +127,14 @@ def test_missing_data_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no such file" in result.output
 
 
+def test_invalid_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTSIM_POOLING", "max")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["eval-sts", "--data", str(STS_SAMPLE)])
+    assert result.exit_code == 2
+    assert "SENTSIM_POOLING" in result.output and "invalid_setting" in result.output
+
+
 def test_settings_from_environment_are_used(
     tiny_bert_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
