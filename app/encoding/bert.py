@@ -287,7 +287,10 @@ def _load_checkpoint(
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path, use_safetensors=None if allow_pickle else True)
+        # float32 whatever the stored dtype: precision is applied afterwards, by this class.
+        model = AutoModel.from_pretrained(
+            path, use_safetensors=None if allow_pickle else True, dtype=torch.float32
+        )
     except (OSError, ValueError) as exc:
         hint = (
             ""

@@ -159,3 +159,12 @@ def test_hub_id_without_network_is_a_clear_error() -> None:
     # HF_HUB_OFFLINE=1 (conftest): the Hub path is taken, and fails with a ModelLoadError.
     with pytest.raises(ModelLoadError, match="cannot load model 'sentsim-tests/no-such-model'"):
         BertEncoder("sentsim-tests/no-such-model", device="cpu")
+
+
+def test_half_precision_checkpoint_loads_as_float32(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    folder = tmp_path / "fp16"
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder)
+    AutoModel.from_pretrained(tiny_bert_dir).half().save_pretrained(folder)
+    encoder = BertEncoder(str(folder), device="cpu")
+    assert next(encoder.model.parameters()).dtype == torch.float32
+    assert encoder.encode(["the dog"]).dtype == np.float32
