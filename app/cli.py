@@ -7,6 +7,7 @@ Flags override ``SENTSIM_*`` environment variables and ``.env``, which override 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,6 +249,46 @@ def eval_sts(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
         typer.echo(f"wrote {json_out}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port (8000).")] = None,
+    model: ModelOpt = None,
+    pooling: PoolingOpt = None,
+    precision: PrecisionOpt = None,
+    batch_size: BatchOpt = None,
+    num_threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    models_dir: Annotated[Path | None, typer.Option(help="Fitted transforms.")] = None,
+    indexes_dir: Annotated[Path | None, typer.Option(help="Collections (read-write).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the REST API (one worker: the model is loaded once per process)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    with _domain_errors():
+        flags = {
+            "host": host,
+            "port": port,
+            "model": model,
+            "pooling": pooling,
+            "precision": precision,
+            "batch_size": batch_size,
+            "num_threads": num_threads,
+            "device": device,
+            "models_dir": models_dir,
+            "indexes_dir": indexes_dir,
+        }
+        settings = get_settings().model_copy(
+            update={k: v for k, v in flags.items() if v is not None}
+        )
+        Settings.model_validate(settings.model_dump())  # flags are checked like the env
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Pooling = Literal["cls", "mean", "first_last_avg", "last2avg"]
@@ -32,8 +32,19 @@ class Settings(BaseSettings):
         device: ``cpu``, ``cuda``, ``cuda:1``...; ``None`` picks a GPU when one is present.
         allow_pickle: Also load pickle-based weight files (``pytorch_model.bin``). Off: only
             safetensors weights load, since unpickling can run arbitrary code.
-        models_dir: Folder of model artifacts (fitted transforms).
-        indexes_dir: Folder of persisted indexes.
+        models_dir: Folder of model artifacts (fitted transforms, named by folder).
+        indexes_dir: Folder of persisted collections (SQLite + FAISS), read-write.
+        host: Interface ``sentsim serve`` binds to.
+        port: TCP port of ``sentsim serve``.
+        api_key: When set, every route but ``/health`` requires ``Authorization: Bearer <key>``.
+        max_batch_size: Sentences per model call gathered by the micro-batcher.
+        max_wait_ms: How long the micro-batcher waits for more sentences, in milliseconds.
+        max_queue_size: Requests waiting for the model before new ones are refused with 429.
+        max_client_batch_size: Sentences (or queries) in one request.
+        max_sentence_chars: Characters in one sentence.
+        max_top_k: Largest ``top_k`` of a search.
+        max_upsert_documents: Documents in one upsert request.
+        max_request_bytes: Largest request body, in bytes (larger: 413).
     """
 
     model_config = SettingsConfigDict(
@@ -50,6 +61,18 @@ class Settings(BaseSettings):
     allow_pickle: bool = False
     models_dir: Path = Path("models")
     indexes_dir: Path = Path("indexes")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_key: SecretStr | None = None
+    max_batch_size: int = Field(default=64, ge=1)
+    max_wait_ms: float = Field(default=5.0, ge=0)
+    max_queue_size: int = Field(default=1024, ge=1)
+    max_client_batch_size: int = Field(default=256, ge=1)
+    max_sentence_chars: int = Field(default=10_000, ge=1)
+    max_top_k: int = Field(default=100, ge=1)
+    max_upsert_documents: int = Field(default=1000, ge=1)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
 
 @lru_cache

@@ -63,3 +63,39 @@ class ModelIntegrityError(ModelLoadError):
     """A bundled checkpoint's weights do not match their recorded SHA-256 digest."""
 
     error_type = "model_integrity_error"
+
+
+class NotFoundError(ServiceError, LookupError):
+    """A named collection, document or transform does not exist."""
+
+    error_type = "not_found"
+
+
+class ConflictError(ServiceError):
+    """The request conflicts with the current state (e.g. a collection that already exists)."""
+
+    error_type = "conflict"
+
+
+class BatchTooLargeError(InputValidationError):
+    """More sentences, documents or characters than the configured limit."""
+
+    error_type = "batch_too_large"
+
+
+class OverloadedError(ServiceError):
+    """The model's queue is full; retry later."""
+
+    error_type = "overloaded"
+
+
+class NotReadyError(ServiceError):
+    """A component needed for the request is not loaded (model, generator...)."""
+
+    error_type = "unhealthy"
+
+
+class UnauthorizedError(ServiceError):
+    """A missing or wrong API key."""
+
+    error_type = "unauthorized"

@@ -19,12 +19,18 @@ class Encoder(Protocol):
             metadata, so a transform is only reused with the encoder that fitted it).
         pooling: The pooling mode (``cls``, ``mean``, ``first_last_avg``, ``last2avg``).
         precision: ``fp32``, ``bf16`` or ``int8``.
+        max_seq_length: Truncation length in tokens.
         dimension: d, the length of each sentence vector.
     """
 
     model_name: str
     pooling: str
     precision: str
+    max_seq_length: int
+
+    def count_tokens(self, sentences: Sequence[str]) -> list[int]:
+        """Tokens of each sentence before truncation, special tokens included."""
+        ...
 
     def with_pooling(self, pooling: str) -> Encoder:
         """Return an encoder sharing this one's model, with another pooling mode."""

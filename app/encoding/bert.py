@@ -201,6 +201,13 @@ class BertEncoder:
                 result[position] = np.ascontiguousarray(tokens[row][batch.keep[row]])
         return result
 
+    def count_tokens(self, sentences: Sequence[str]) -> list[int]:
+        """Tokens of each sentence before truncation, [CLS] and [SEP] included."""
+        encoded = self.tokenizer(
+            list(sentences), return_attention_mask=False, return_token_type_ids=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def _forward(self, batch: _Batch, *, output_hidden_states: bool) -> Any:
         with torch.inference_mode(), self._autocast():
             return self.model(

@@ -145,3 +145,29 @@ def test_settings_from_environment_are_used(
     result = runner.invoke(app, ["fit-whitening", "--corpus", str(corpus), "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert Whitening.load(out).pooling == "last2avg"
+
+
+def test_serve_flags_override_environment(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    monkeypatch.setenv("SENTSIM_PORT", "9999")
+    monkeypatch.setenv("SENTSIM_MODEL", str(tiny_bert_dir))
+    get_settings.cache_clear()
+    args = ["serve", "--port", "8123", "--indexes-dir", str(tmp_path / "idx")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (call,) = calls
+    assert (call["host"], call["port"]) == ("127.0.0.1", 8123)
+    assert call["app"].title == "sentsim"
+
+
+def test_serve_refuses_a_bad_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not start"))
+    result = runner.invoke(app, ["serve", "--pooling", "max"])
+    assert result.exit_code == 2 and "SENTSIM_POOLING" in result.output

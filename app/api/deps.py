@@ -1,0 +1,56 @@
+"""Dependencies: the services built in the lifespan, and the API-key check."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from app.core.errors import NotReadyError, UnauthorizedError
+from app.services.collections import CollectionService
+from app.services.container import Services
+from app.services.embeddings import EmbeddingService
+
+
+def get_services(request: Request) -> Services:
+    """The ``Services`` built by the lifespan. Raises ``NotReadyError`` before start-up."""
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise NotReadyError("the service is starting; the model is not loaded yet")
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_embeddings(services: ServicesDep) -> EmbeddingService:
+    """The embedding and similarity service."""
+    return services.embeddings
+
+
+def get_collections(services: ServicesDep) -> CollectionService:
+    """The collection service."""
+    return services.collections
+
+
+EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
+CollectionsDep = Annotated[CollectionService, Depends(get_collections)]
+
+
+def require_api_key(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """With ``SENTSIM_API_KEY`` set, require ``Authorization: Bearer <key>``.
+
+    Raises:
+        UnauthorizedError: The header is missing or the key is wrong.
+    """
+    key = services.settings.api_key
+    if key is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        given.encode(), key.get_secret_value().encode()
+    ):
+        raise UnauthorizedError("missing or wrong API key: send Authorization: Bearer <key>")

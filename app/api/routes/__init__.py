@@ -1,0 +1,3 @@
+"""Route modules, one per concern."""
+
+from __future__ import annotations

@@ -1,0 +1,118 @@
+"""Collections, their documents, semantic search and whitening refits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from app.api.deps import CollectionsDep
+from app.api.errors import responses
+from app.api.schemas import (
+    BatchSearchResponse,
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
+    DocumentOut,
+    Hit,
+    SearchRequest,
+    SearchResponse,
+    UpsertRequest,
+    UpsertResponse,
+    WhiteningRefit,
+)
+from app.index.store import Document
+from app.services.collections import SearchHit, WhiteningConfig
+
+router = APIRouter(prefix="/collections", tags=["collections"])
+
+
+def _hits(hits: list[SearchHit]) -> list[Hit]:
+    return [Hit(id=h.id, text=h.text, score=h.score, metadata=h.metadata) for h in hits]
+
+
+@router.post("", status_code=201, response_model=CollectionInfo, responses=responses(401, 409, 422))
+def create_collection(body: CollectionCreate, service: CollectionsDep) -> dict[str, Any]:
+    """Create an empty collection (``index``: flat, hnsw or a FAISS factory string)."""
+    whitening = None
+    if body.whitening is not None:
+        w = body.whitening
+        whitening = WhiteningConfig(n_components=w.k, beta=w.beta, gamma=w.gamma)
+    return service.create(body.name, body.index, whitening)
+
+
+@router.get("", response_model=CollectionList, responses=responses(401))
+def list_collections(service: CollectionsDep) -> dict[str, Any]:
+    """All collections."""
+    return {"collections": service.list_collections()}
+
+
+@router.get("/{name}", response_model=CollectionInfo, responses=responses(401, 404))
+def get_collection(name: str, service: CollectionsDep) -> dict[str, Any]:
+    """A collection's size, vector dimension, index and transform."""
+    return service.info(name)
+
+
+@router.delete("/{name}", status_code=204, responses=responses(401, 404))
+def delete_collection(name: str, service: CollectionsDep) -> Response:
+    """Delete a collection and its files."""
+    service.delete(name)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/documents",
+    response_model=UpsertResponse,
+    responses=responses(400, 401, 404, 413, 422, 429),
+)
+async def upsert_documents(
+    name: str, body: UpsertRequest, service: CollectionsDep
+) -> UpsertResponse:
+    """Insert or replace documents; answered once they are committed to the store."""
+    documents = [Document(d.id or "", d.text, d.metadata) for d in body.documents]
+    return UpsertResponse(ids=await service.upsert(name, documents))
+
+
+@router.get("/{name}/documents/{doc_id}", response_model=DocumentOut, responses=responses(401, 404))
+def get_document(name: str, doc_id: str, service: CollectionsDep) -> DocumentOut:
+    """A stored document."""
+    doc = service.get_document(name, doc_id)
+    return DocumentOut(id=doc.id, text=doc.text, metadata=doc.metadata)
+
+
+@router.delete("/{name}/documents/{doc_id}", status_code=204, responses=responses(401, 404))
+def delete_document(name: str, doc_id: str, service: CollectionsDep) -> Response:
+    """Delete a document."""
+    service.delete_document(name, doc_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/search",
+    response_model=SearchResponse | BatchSearchResponse,
+    responses=responses(400, 401, 404, 413, 422, 429),
+)
+async def search(
+    name: str, body: SearchRequest, service: CollectionsDep
+) -> SearchResponse | BatchSearchResponse:
+    """The ``top_k`` documents nearest in meaning, best first (``score``: cosine, higher is
+    closer), optionally only those whose metadata equals ``filter``."""
+    queries = [body.query] if body.query is not None else (body.queries or [])
+    results = await service.search(name, queries, body.top_k, body.filter)
+    if body.query is not None:
+        return SearchResponse(hits=_hits(results[0]))
+    return BatchSearchResponse(results=[_hits(r) for r in results])
+
+
+@router.post(
+    "/{name}/whitening", response_model=CollectionInfo, responses=responses(400, 401, 404, 422)
+)
+async def refit_whitening(
+    name: str, service: CollectionsDep, body: WhiteningRefit | None = None
+) -> dict[str, Any]:
+    """(Re)fit the collection's whitening on its own documents and rebuild its index (no
+    re-encoding: the raw vectors are stored)."""
+    knobs = body or WhiteningRefit()
+    return await service.refit_whitening(
+        name, n_components=knobs.k, beta=knobs.beta, gamma=knobs.gamma
+    )

@@ -1,0 +1,3 @@
+"""Vector indexes (FAISS) and the document store (SQLite) behind collections."""
+
+from __future__ import annotations

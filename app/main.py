@@ -1,0 +1,66 @@
+"""The FastAPI app: ``create_app(settings)`` with a lifespan that loads the model once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.errors import register_exception_handlers
+from app.api.main import api_router
+from app.api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from app.core.config import Settings, get_settings
+from app.services.container import Services
+from app.services.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The model loads in the lifespan (start-up), not here.
+
+    Args:
+        settings: The configuration; ``None`` reads ``SENTSIM_*`` variables and ``.env``.
+
+    Returns:
+        The FastAPI application (Swagger UI at ``/docs``).
+    """
+    settings = settings or get_settings()
+    metrics_holder: dict[str, Metrics] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.build(settings)
+        metrics_holder["metrics"] = services.metrics
+        await services.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            app.state.services = None
+            await services.stop()
+
+    app = FastAPI(
+        title="sentsim",
+        version=__version__,
+        description=(
+            "Sentence similarity: embeddings (OpenAI- and TEI-compatible), similarity, and "
+            "semantic search over persistent FAISS collections with BERT-whitening."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.services = None
+    register_exception_handlers(app)
+    app.include_router(api_router)
+
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
+        metrics = metrics_holder.get("metrics")
+        if metrics is not None:
+            metrics.request_latency.labels(method, route, str(status)).observe(seconds)
+
+    app.add_middleware(MetricsMiddleware, observe=observe)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,509 @@
+"""Collections: named sets of documents searchable by meaning, that survive restarts.
+
+Each collection is a folder under the indexes directory:
+
+- ``store.sqlite``: documents, metadata and raw encoder vectors (the source of truth);
+- ``index.faiss``: a FAISS ``IndexIDMap2`` of the corrected, L2-normalised vectors — a cache,
+  saved by atomic replace and reconciled with the store on start-up (stale ids removed,
+  missing ones added from the stored raw vectors, no re-encoding);
+- ``whitening/``: the collection's BERT-whitening, once fitted on its own documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.core.errors import (
+    BatchTooLargeError,
+    ConflictError,
+    EmptyInputError,
+    InputValidationError,
+    NotFoundError,
+)
+from app.core.types import Embeddings
+from app.index.faiss_index import FaissIndex, check_spec
+from app.index.store import Document, DocumentStore, Scalar
+from app.services.batching import MicroBatcher
+from app.transforms.normalize import l2_normalize
+from app.transforms.whitening import Whitening
+
+logger = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
+INDEX_FILE = "index.faiss"
+STORE_FILE = "store.sqlite"
+WHITENING_DIR = "whitening"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits (sentences, characters, documents, neighbours)."""
+
+    max_client_batch_size: int = 256
+    max_sentence_chars: int = 10_000
+    max_top_k: int = 100
+    max_upsert_documents: int = 1000
+
+    def check_sentences(self, sentences: Sequence[str], what: str = "sentences") -> None:
+        """Raise ``EmptyInputError`` / ``BatchTooLargeError`` for empty or oversize input."""
+        if not sentences:
+            raise EmptyInputError(f"no {what} given")
+        if len(sentences) > self.max_client_batch_size:
+            raise BatchTooLargeError(
+                f"{len(sentences)} {what} in one request; the limit is "
+                f"{self.max_client_batch_size} (SENTSIM_MAX_CLIENT_BATCH_SIZE): split the request"
+            )
+        for i, s in enumerate(sentences):
+            if not s.strip():
+                raise EmptyInputError(f"{what}[{i}] is empty")
+            if len(s) > self.max_sentence_chars:
+                raise BatchTooLargeError(
+                    f"{what}[{i}] has {len(s)} characters; the limit is {self.max_sentence_chars}"
+                )
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What a collection's vectors must come from."""
+
+    model: str
+    pooling: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result.
+
+    Attributes:
+        id: The document's id.
+        text: The document's text.
+        score: Cosine similarity of the (corrected) vectors, in [-1, 1]; higher is closer.
+        metadata: The document's metadata.
+    """
+
+    id: str
+    text: str
+    score: float
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WhiteningConfig:
+    """Knobs of a collection's whitening (DESIGN.md §2): k, beta, gamma."""
+
+    n_components: int | None = None
+    beta: float = 1.0
+    gamma: float = 1.0
+
+
+class Collection:
+    """One collection: its store, its index and its optional whitening. Thread-safe.
+
+    Use ``Collection.create`` or ``Collection.open``.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        store: DocumentStore,
+        meta: dict[str, Any],
+        whitening: Whitening | None,
+    ) -> None:
+        self.folder = folder
+        self.store = store
+        self.meta = meta
+        self.whitening = whitening
+        self.lock = threading.RLock()
+        empty = np.zeros((0, self.vector_dimension), np.float32)
+        self.index = FaissIndex.build(
+            self.vector_dimension, meta["index"], np.zeros(0, np.int64), empty
+        )
+        self.stale = 0  # ids in the index whose document is gone (index types without remove)
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return str(self.meta["name"])
+
+    @property
+    def vector_dimension(self) -> int:
+        """Dimension of the indexed vectors: k when whitened, else the encoder's d."""
+        return self.whitening.n_components if self.whitening else int(self.meta["dimension"])
+
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        name: str,
+        index: str,
+        whitening: WhiteningConfig | None,
+        encoder: EncoderInfo,
+    ) -> Collection:
+        """Create the folder, the store and an empty index."""
+        check_spec(index, encoder.dimension)
+        if whitening and whitening.n_components and whitening.n_components > encoder.dimension:
+            raise InputValidationError(
+                f"whitening k={whitening.n_components} exceeds the model's dimension "
+                f"d={encoder.dimension}"
+            )
+        folder.mkdir(parents=True)
+        store = DocumentStore(folder / STORE_FILE)
+        meta = {
+            "name": name,
+            "index": index,
+            "whitening": None if whitening is None else whitening.__dict__,
+            "model": encoder.model,
+            "pooling": encoder.pooling,
+            "dimension": encoder.dimension,
+        }
+        store.set_meta(**meta)
+        collection = cls(folder, store, meta, None)
+        collection.checkpoint()
+        return collection
+
+    @classmethod
+    def open(cls, folder: Path, encoder: EncoderInfo) -> Collection:
+        """Open a collection and reconcile its index with the store.
+
+        Raises:
+            ConflictError: It was built with another model, pooling or dimension.
+        """
+        store = DocumentStore(folder / STORE_FILE)
+        meta = store.get_meta()
+        built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
+        if built != (encoder.model, encoder.pooling, encoder.dimension):
+            store.close()
+            raise ConflictError(
+                f"collection {folder.name!r} was built with model {built[0]!r}, pooling "
+                f"{built[1]!r}, d={built[2]}; the server runs {encoder.model!r}, "
+                f"{encoder.pooling!r}, d={encoder.dimension}"
+            )
+        whitening = None
+        if (folder / WHITENING_DIR).is_dir():
+            whitening = Whitening.load(folder / WHITENING_DIR, dimension=encoder.dimension)
+        collection = cls(folder, store, meta, whitening)
+        collection.reconcile()
+        return collection
+
+    def prepare(self, raw: Embeddings) -> Embeddings:
+        """Raw encoder vectors (n, d) to index vectors (n, k): whitening, then L2 norm."""
+        x = raw if self.whitening is None else self.whitening.transform(raw)
+        return l2_normalize(x)
+
+    def reconcile(self) -> None:
+        """Make the index hold exactly the store's documents, saving it if it changed."""
+        with self.lock:
+            loaded = FaissIndex.load(
+                self.folder / INDEX_FILE, self.vector_dimension, self.meta["index"]
+            )
+            if loaded is None:
+                logger.info("collection %s: index missing or unreadable, rebuilding", self.name)
+                self.rebuild()
+                return
+            self.index = loaded
+            seqs, indexed = self.store.seqs(), self.index.ids()
+            stale = np.setdiff1d(indexed, seqs)
+            missing = np.setdiff1d(seqs, indexed)
+            if len(stale) and not self.index.remove(stale):
+                self.stale = len(stale)
+            for batch_seqs, raw in self.store.iter_vectors(seqs=missing):
+                self.index.add(batch_seqs, self.prepare(raw))
+            if len(stale) or len(missing):
+                logger.info(
+                    "collection %s: index reconciled (%d stale, %d added)",
+                    self.name,
+                    len(stale),
+                    len(missing),
+                )
+                self.checkpoint()
+
+    def rebuild(self) -> None:
+        """Build the index afresh from every stored vector (training it if it needs it)."""
+        with self.lock:
+            seqs, vectors = self._all_prepared()
+            self.index = FaissIndex.build(self.vector_dimension, self.meta["index"], seqs, vectors)
+            self.stale = 0
+            self.checkpoint()
+
+    def _all_prepared(self) -> tuple[np.ndarray, Embeddings]:
+        parts = [(s, self.prepare(v)) for s, v in self.store.iter_vectors()]
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, self.vector_dimension), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
+
+    def checkpoint(self) -> None:
+        """Save the index (atomic replace)."""
+        with self.lock:
+            self.index.save(self.folder / INDEX_FILE)
+
+    def upsert(self, documents: Sequence[Document], raw: Embeddings) -> list[str]:
+        """Store documents with their raw vectors (committed first), then index them."""
+        with self.lock:
+            seqs, replaced = self.store.upsert(documents, raw)
+            if replaced and not self.index.remove(np.array(replaced, np.int64)):
+                self.stale += len(replaced)
+            if self.index.exact_fallback or self.stale > max(1000, self.index.ntotal // 5):
+                self.rebuild()  # train a waiting IVF index, or drop many stale ids
+            else:
+                self.index.add(np.array(seqs, np.int64), self.prepare(raw))
+        return [d.id for d in documents]
+
+    def delete(self, doc_id: str) -> None:
+        """Delete a document.
+
+        Raises:
+            NotFoundError: No document has this id.
+        """
+        with self.lock:
+            seq = self.store.delete(doc_id)
+            if seq is None:
+                raise NotFoundError(f"collection {self.name!r} has no document {doc_id!r}")
+            if not self.index.remove(np.array([seq], np.int64)):
+                self.stale += 1
+
+    def search(
+        self, raw_queries: Embeddings, top_k: int, where: dict[str, Scalar] | None
+    ) -> list[list[SearchHit]]:
+        """The ``top_k`` nearest documents of each raw query vector (q, d)."""
+        with self.lock:
+            allowed = None if where is None else self.store.filter_seqs(where)
+            if self.index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+                return [[] for _ in raw_queries]
+            scores, seqs = self.index.search(self.prepare(raw_queries), top_k + self.stale, allowed)
+            docs = self.store.get_by_seqs(np.unique(seqs[seqs >= 0]).tolist())
+        results = []
+        for row_scores, row_seqs in zip(scores, seqs, strict=True):
+            hits = [
+                SearchHit(docs[s].id, docs[s].text, float(score), docs[s].metadata)
+                for score, s in zip(row_scores, row_seqs, strict=True)
+                if s in docs
+            ]
+            results.append(hits[:top_k])
+        return results
+
+    def refit_whitening(self, config: WhiteningConfig) -> None:
+        """Fit whitening on the collection's own raw vectors and rebuild its index.
+
+        Raises:
+            EmptyInputError: The collection has no documents.
+            InputValidationError: k exceeds the dimension.
+        """
+        with self.lock:
+            whitening = Whitening(
+                config.n_components,
+                beta=config.beta,
+                gamma=config.gamma,
+                model=self.meta["model"],
+                pooling=self.meta["pooling"],
+            ).fit(raw for _, raw in self.store.iter_vectors())
+            staging = self.folder / (WHITENING_DIR + ".new")
+            shutil.rmtree(staging, ignore_errors=True)
+            whitening.save(staging)
+            shutil.rmtree(self.folder / WHITENING_DIR, ignore_errors=True)
+            staging.rename(self.folder / WHITENING_DIR)
+            self.whitening = whitening
+            self.meta["whitening"] = config.__dict__
+            self.store.set_meta(whitening=config.__dict__)
+            self.rebuild()
+
+    def info(self) -> dict[str, Any]:
+        """``{"name", "count", "dimension", "index", "transform"}`` (the wire shape)."""
+        transform: dict[str, Any] | str = "none"
+        if self.whitening is not None:
+            transform = {
+                "type": "whitening",
+                "n_components": self.whitening.n_components,
+                "beta": self.whitening.beta,
+                "gamma": self.whitening.gamma,
+                "n_fitted": self.whitening.n_fitted,
+            }
+        return {
+            "name": self.name,
+            "count": self.store.count(),
+            "dimension": self.vector_dimension,
+            "index": self.meta["index"],
+            "transform": transform,
+        }
+
+
+class CollectionService:
+    """All collections under one folder, sharing one encoder through the micro-batcher.
+
+    Args:
+        root: The indexes folder (created if missing).
+        batcher: Encodes documents and queries.
+        encoder: Model, pooling and d of the encoder behind the batcher.
+        limits: Request limits.
+    """
+
+    def __init__(
+        self, root: Path, batcher: MicroBatcher, encoder: EncoderInfo, limits: Limits
+    ) -> None:
+        self.root = root
+        self.batcher = batcher
+        self.encoder = encoder
+        self.limits = limits
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.Lock()
+
+    def open_all(self) -> None:
+        """Open (and reconcile) every collection folder; log and skip unusable ones."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in sorted(p for p in self.root.iterdir() if (p / STORE_FILE).is_file()):
+            try:
+                self._collections[folder.name] = Collection.open(folder, self.encoder)
+            except ConflictError as exc:
+                logger.warning("skipping collection: %s", exc)
+
+    def close(self) -> None:
+        """Checkpoint every index and close the stores."""
+        with self._lock:
+            for collection in self._collections.values():
+                collection.checkpoint()
+                collection.store.close()
+            self._collections.clear()
+
+    def _get(self, name: str) -> Collection:
+        collection = self._collections.get(name)
+        if collection is None:
+            raise NotFoundError(f"no collection named {name!r}; create it with POST /collections")
+        return collection
+
+    def create(
+        self, name: str, index: str = "flat", whitening: WhiteningConfig | None = None
+    ) -> dict[str, Any]:
+        """Create an empty collection.
+
+        Raises:
+            InputValidationError: Bad name or index spec.
+            ConflictError: The name is taken.
+        """
+        if not NAME_PATTERN.match(name):
+            raise InputValidationError(f"collection name {name!r} must match [a-z0-9_-]{{1,64}}")
+        with self._lock:
+            if name in self._collections or (self.root / name).exists():
+                raise ConflictError(f"collection {name!r} already exists")
+            collection = Collection.create(self.root / name, name, index, whitening, self.encoder)
+            self._collections[name] = collection
+        return collection.info()
+
+    def list_collections(self) -> list[dict[str, Any]]:
+        """Every collection's info, by name."""
+        return [c.info() for _, c in sorted(self._collections.items())]
+
+    def info(self, name: str) -> dict[str, Any]:
+        """One collection's info. Raises ``NotFoundError``."""
+        return self._get(name).info()
+
+    def delete(self, name: str) -> None:
+        """Delete a collection and its files. Raises ``NotFoundError``."""
+        with self._lock:
+            collection = self._get(name)
+            with collection.lock:
+                collection.store.close()
+                shutil.rmtree(collection.folder)
+            del self._collections[name]
+
+    async def upsert(self, name: str, documents: Sequence[Document]) -> list[str]:
+        """Encode and store documents (an existing id is replaced); return their ids.
+
+        Raises:
+            NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
+        """
+        collection = self._get(name)
+        if len(documents) > self.limits.max_upsert_documents:
+            raise BatchTooLargeError(
+                f"{len(documents)} documents in one upsert; the limit is "
+                f"{self.limits.max_upsert_documents} (SENTSIM_MAX_UPSERT_DOCUMENTS)"
+            )
+        if not documents:
+            raise EmptyInputError("no documents given")
+        texts = [d.text for d in documents]
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise EmptyInputError(f"documents[{i}].text is empty")
+            if len(text) > self.limits.max_sentence_chars:
+                raise BatchTooLargeError(
+                    f"documents[{i}].text has {len(text)} characters; the limit is "
+                    f"{self.limits.max_sentence_chars}"
+                )
+        docs = [d if d.id else Document(uuid.uuid4().hex, d.text, d.metadata) for d in documents]
+        ids = [d.id for d in docs]
+        if len(set(ids)) != len(ids):
+            raise InputValidationError("document ids repeat within the request")
+        raw = await self.batcher.encode(texts)
+        return await asyncio.to_thread(collection.upsert, docs, raw)
+
+    def get_document(self, name: str, doc_id: str) -> Document:
+        """A stored document. Raises ``NotFoundError``."""
+        doc = self._get(name).store.get(doc_id)
+        if doc is None:
+            raise NotFoundError(f"collection {name!r} has no document {doc_id!r}")
+        return doc
+
+    def delete_document(self, name: str, doc_id: str) -> None:
+        """Delete a document. Raises ``NotFoundError``."""
+        self._get(name).delete(doc_id)
+
+    async def search(
+        self,
+        name: str,
+        queries: Sequence[str],
+        top_k: int = 10,
+        where: dict[str, Scalar] | None = None,
+    ) -> list[list[SearchHit]]:
+        """Semantic search: the ``top_k`` documents nearest each query, best first.
+
+        Raises:
+            NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
+        """
+        collection = self._get(name)
+        self.limits.check_sentences(queries, "queries")
+        if not 1 <= top_k <= self.limits.max_top_k:
+            raise BatchTooLargeError(f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}]")
+        raw = await self.batcher.encode(list(queries))
+        return await asyncio.to_thread(collection.search, raw, top_k, where)
+
+    async def refit_whitening(
+        self,
+        name: str,
+        *,
+        n_components: int | None = None,
+        beta: float | None = None,
+        gamma: float | None = None,
+    ) -> dict[str, Any]:
+        """(Re)fit a collection's whitening on its documents and rebuild its index.
+
+        Each knob left ``None`` keeps the collection's stored one (standard whitening, all d
+        components, if it has none).
+
+        Raises:
+            NotFoundError, EmptyInputError, InputValidationError.
+        """
+        collection = self._get(name)
+        stored = WhiteningConfig(**(collection.meta.get("whitening") or {}))
+        config = WhiteningConfig(
+            n_components=n_components if n_components is not None else stored.n_components,
+            beta=beta if beta is not None else stored.beta,
+            gamma=gamma if gamma is not None else stored.gamma,
+        )
+        if collection.store.count() == 0:
+            raise EmptyInputError(f"collection {name!r} has no documents to fit whitening on")
+        if config.n_components and config.n_components > self.encoder.dimension:
+            raise InputValidationError(
+                f"whitening k={config.n_components} exceeds d={self.encoder.dimension}"
+            )
+        await asyncio.to_thread(collection.refit_whitening, config)
+        return collection.info()

@@ -1,0 +1,131 @@
+"""Services: everything the API needs, built once from settings (an edge that reads them)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from app import __version__
+from app.core.config import Settings
+from app.encoding.base import Encoder
+from app.services.batching import MicroBatcher
+from app.services.collections import CollectionService, EncoderInfo, Limits
+from app.services.embeddings import EmbeddingService, TransformRegistry
+from app.services.encoders import EncoderOptions, load_encoder
+from app.services.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The loaded model and the services over it.
+
+    Attributes:
+        settings: The settings it was built from.
+        encoder: The loaded encoder.
+        batcher: Dynamic batching in front of the encoder.
+        embeddings: Embeddings and similarity.
+        collections: Persistent collections and search.
+        metrics: Prometheus metrics.
+        limits: Request limits.
+    """
+
+    settings: Settings
+    encoder: Encoder
+    batcher: MicroBatcher
+    embeddings: EmbeddingService
+    collections: CollectionService
+    metrics: Metrics
+    limits: Limits
+    started: bool = False
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Load the encoder and wire the services (the model load takes seconds).
+
+        Raises:
+            ModelLoadError, ModelIntegrityError, InputValidationError: From the encoder.
+        """
+        encoder = load_encoder(
+            EncoderOptions(
+                model=settings.model,
+                pooling=settings.pooling,
+                precision=settings.precision,
+                max_seq_length=settings.max_seq_length,
+                device=settings.device,
+                num_threads=settings.num_threads,
+                batch_size=settings.batch_size,
+                allow_pickle=settings.allow_pickle,
+            )
+        )
+        metrics = Metrics()
+        limits = Limits(
+            max_client_batch_size=settings.max_client_batch_size,
+            max_sentence_chars=settings.max_sentence_chars,
+            max_top_k=settings.max_top_k,
+            max_upsert_documents=settings.max_upsert_documents,
+        )
+        batcher = MicroBatcher(
+            encoder.encode,
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue_size=settings.max_queue_size,
+            metrics=metrics,
+        )
+        info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
+        return cls(
+            settings=settings,
+            encoder=encoder,
+            batcher=batcher,
+            embeddings=EmbeddingService(
+                encoder, batcher, limits, TransformRegistry(settings.models_dir, encoder)
+            ),
+            collections=CollectionService(settings.indexes_dir, batcher, info, limits),
+            metrics=metrics,
+            limits=limits,
+        )
+
+    async def start(self) -> None:
+        """Start the batcher, warm the model up, open and reconcile the collections."""
+        self.batcher.start()
+        await self.batcher.encode(["warm-up sentence"])
+        await asyncio.to_thread(self.collections.open_all)
+        self.started = True
+        logger.info("sentsim ready: model %s", self.encoder.model_name)
+
+    async def stop(self) -> None:
+        """Drain the batcher and checkpoint the indexes."""
+        self.started = False
+        await self.batcher.stop()
+        await asyncio.to_thread(self.collections.close)
+
+    def health(self) -> dict[str, Any]:
+        """Component status: ``{"status": "ok" | "unavailable", "model", "store"}``."""
+        model = "loaded" if self.batcher.running else "not loaded"
+        store = "open" if self.started and self.settings.indexes_dir.is_dir() else "closed"
+        ok = model == "loaded" and store == "open"
+        return {"status": "ok" if ok else "unavailable", "model": model, "store": store}
+
+    def info(self) -> dict[str, Any]:
+        """What the server runs: model, pooling, dimension, precision, limits, version."""
+        return {
+            "model": self.encoder.model_name,
+            "pooling": self.encoder.pooling,
+            "dimension": self.encoder.dimension,
+            "precision": self.encoder.precision,
+            "max_seq_length": self.encoder.max_seq_length,
+            "transform": "none (named transforms from models/ per request)",
+            "collections": len(self.collections.list_collections()),
+            "limits": {
+                "max_client_batch_size": self.limits.max_client_batch_size,
+                "max_sentence_chars": self.limits.max_sentence_chars,
+                "max_top_k": self.limits.max_top_k,
+                "max_upsert_documents": self.limits.max_upsert_documents,
+                "max_batch_size": self.batcher.max_batch_size,
+                "max_request_bytes": self.settings.max_request_bytes,
+            },
+            "version": __version__,
+        }

@@ -1,0 +1,164 @@
+"""Embeddings and pairwise similarity for the API: batching, limits, named transforms."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from app.core.errors import (
+    BatchTooLargeError,
+    DimensionMismatchError,
+    InputValidationError,
+    NotFoundError,
+)
+from app.core.types import Embeddings
+from app.encoding.base import Encoder
+from app.services.batching import MicroBatcher
+from app.services.collections import Limits
+from app.similarity.metrics import cos_sim
+from app.transforms.normalize import l2_normalize
+from app.transforms.whitening import Whitening
+
+TRANSFORM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+METHODS = ("cosine",)
+
+
+class TransformRegistry:
+    """Fitted transforms saved under the models folder, loaded on first use and kept.
+
+    A transform is only loaded for the encoder it was fitted for (model, pooling, d).
+
+    Args:
+        models_dir: The folder holding one subfolder per transform.
+        encoder: The encoder in use (its model, pooling and d are checked).
+    """
+
+    def __init__(self, models_dir: Path, encoder: Encoder) -> None:
+        self.models_dir = models_dir
+        self.encoder = encoder
+        self._cache: dict[str, Whitening] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Whitening:
+        """The transform saved as ``models_dir/name``.
+
+        Raises:
+            InputValidationError: The name is not a plain folder name.
+            NotFoundError: No such transform.
+            TransformMismatchError: It was fitted for another encoder.
+        """
+        if not TRANSFORM_NAME.match(name):
+            raise InputValidationError(
+                f"transform name {name!r} must be a folder name under models/"
+            )
+        with self._lock:
+            if name not in self._cache:
+                folder = self.models_dir / name
+                if not folder.is_dir():
+                    raise NotFoundError(
+                        f"no transform {name!r} in {self.models_dir}/; fit one with "
+                        f"sentsim fit-whitening --output {self.models_dir}/{name}"
+                    )
+                self._cache[name] = Whitening.load(
+                    folder,
+                    model=self.encoder.model_name,
+                    pooling=self.encoder.pooling,
+                    dimension=self.encoder.dimension,
+                )
+            return self._cache[name]
+
+
+class EmbeddingService:
+    """Sentence vectors and similarity scores through the micro-batcher.
+
+    Args:
+        encoder: The loaded encoder (for its name, dimension and tokenizer).
+        batcher: The micro-batcher in front of ``encoder.encode``.
+        limits: Request limits.
+        transforms: Named transforms for ``similarity``.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        batcher: MicroBatcher,
+        limits: Limits,
+        transforms: TransformRegistry,
+    ) -> None:
+        self.encoder = encoder
+        self.batcher = batcher
+        self.limits = limits
+        self.transforms = transforms
+
+    def check_length(self, sentences: Sequence[str], truncate: bool) -> list[int]:
+        """Token counts; with ``truncate`` off, refuse sentences over ``max_seq_length``.
+
+        Raises:
+            BatchTooLargeError: A sentence is too long and ``truncate`` is off.
+        """
+        counts = self.encoder.count_tokens(sentences)
+        if not truncate:
+            for i, n in enumerate(counts):
+                if n > self.encoder.max_seq_length:
+                    raise BatchTooLargeError(
+                        f"input {i} has {n} tokens; the model takes {self.encoder.max_seq_length}"
+                        ": shorten it or send truncate=true"
+                    )
+        return counts
+
+    async def embed(
+        self,
+        sentences: Sequence[str],
+        *,
+        normalize: bool = True,
+        dimensions: int | None = None,
+    ) -> Embeddings:
+        """Sentence vectors, float32 (n, d) — or (n, dimensions): the first ``dimensions``
+        components, renormalised (the OpenAI ``dimensions`` parameter).
+
+        Raises:
+            EmptyInputError, BatchTooLargeError: Empty or oversize input.
+            DimensionMismatchError: ``dimensions`` outside [1, d].
+        """
+        self.limits.check_sentences(sentences, "inputs")
+        d = self.encoder.dimension
+        if dimensions is not None and not 1 <= dimensions <= d:
+            raise DimensionMismatchError(f"dimensions={dimensions}; this model gives 1..{d}")
+        vectors = await self.batcher.encode(list(sentences))
+        if dimensions is not None:
+            vectors = vectors[:, :dimensions]
+        return l2_normalize(vectors) if normalize else vectors
+
+    async def similarity(
+        self,
+        source_sentence: str,
+        sentences: Sequence[str],
+        *,
+        method: str = "cosine",
+        transform: str | None = None,
+    ) -> list[float]:
+        """Similarity of ``source_sentence`` to each of ``sentences``.
+
+        Returns:
+            n cosine similarities in [-1, 1], higher is more similar, of the raw vectors or of
+            the vectors corrected by the named transform.
+
+        Raises:
+            InputValidationError: Unknown method or transform name.
+            NotFoundError, TransformMismatchError: From the transform registry.
+            EmptyInputError, BatchTooLargeError: Empty or oversize input.
+        """
+        if method not in METHODS:
+            raise InputValidationError(
+                f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
+            )
+        self.limits.check_sentences([source_sentence, *sentences], "sentences")
+        corrector = None if transform is None else self.transforms.get(transform)
+        vectors = await self.batcher.encode([source_sentence, *sentences])
+        if corrector is not None:
+            vectors = corrector.transform(vectors)
+        return [float(s) for s in np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]]

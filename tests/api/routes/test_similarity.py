@@ -1,0 +1,59 @@
+"""POST /similarity, with and without a named transform."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.encoding.bert import BertEncoder
+from app.transforms.whitening import Whitening
+
+BODY = {"inputs": {"source_sentence": "the dog eats", "sentences": ["a dog", "a red car"]}}
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (b @ a) / np.linalg.norm(b, axis=1) / np.linalg.norm(a)
+
+
+def test_cosine_scores(client: TestClient, tiny_encoder: BertEncoder) -> None:
+    scores = client.post("/similarity", json=BODY).json()
+    vectors = tiny_encoder.encode(["the dog eats", "a dog", "a red car"])
+    np.testing.assert_allclose(scores, _cos(vectors[0], vectors[1:]), atol=1e-5)
+
+
+def test_named_transform(client: TestClient, settings: Settings, tiny_encoder: BertEncoder) -> None:
+    corpus = tiny_encoder.encode(
+        [f"the dog number {i} eats a {w}" for i in range(30) for w in ("cat", "car")]
+    )
+    whitening = Whitening(8, model=tiny_encoder.model_name, pooling="mean").fit(corpus)
+    whitening.save(settings.models_dir / "w8")
+    body = {**BODY, "parameters": {"method": "cosine", "transform": "w8"}}
+    scores = client.post("/similarity", json=body).json()
+    t = whitening.transform(tiny_encoder.encode(["the dog eats", "a dog", "a red car"]))
+    np.testing.assert_allclose(scores, _cos(t[0], t[1:]), atol=1e-4)
+
+
+def test_transform_for_another_encoder_is_refused(
+    client: TestClient, settings: Settings, tiny_encoder: BertEncoder
+) -> None:
+    corpus = tiny_encoder.encode(["a", "b", "c", "the dog", "a man plays"])
+    Whitening(2, model="another-model", pooling="mean").fit(corpus).save(settings.models_dir / "x")
+    response = client.post("/similarity", json={**BODY, "parameters": {"transform": "x"}})
+    assert response.status_code == 422 and response.json()["error_type"] == "transform_mismatch"
+    assert "another-model" in response.json()["error"]
+
+
+def test_errors(client: TestClient) -> None:
+    cases = [
+        ({**BODY, "parameters": {"method": "euclid"}}, 422, "unknown method"),
+        ({**BODY, "parameters": {"transform": "missing"}}, 404, "no transform"),
+        ({**BODY, "parameters": {"transform": "../etc"}}, 422, "folder name"),
+        ({"inputs": {"source_sentence": "x", "sentences": []}}, 422, "sentences"),
+        ({"inputs": {"source_sentence": "", "sentences": ["x"]}}, 400, "empty"),
+        ({"inputs": {"source_sentence": "x"}}, 422, "sentences"),
+    ]
+    for body, status, message in cases:
+        response = client.post("/similarity", json=body)
+        assert response.status_code == status, body
+        assert message in response.json()["error"], response.json()

@@ -1,0 +1,186 @@
+"""CollectionService with the tiny BERT: persistence, crash recovery, whitening, filters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.core.errors import ConflictError, InputValidationError, NotFoundError
+from app.encoding.bert import BertEncoder
+from app.index.store import Document
+from app.services.batching import MicroBatcher
+from app.services.collections import (
+    INDEX_FILE,
+    CollectionService,
+    EncoderInfo,
+    Limits,
+)
+
+SENTENCES = [
+    "a man plays a guitar",
+    "the dog eats food",
+    "two people are sitting in the park",
+    "a woman slices tomatoes",
+    "children running on the beach",
+    "the cat sits on the house",
+    "a boy rides a horse",
+    "a girl sings a song",
+]
+
+
+class Harness:
+    """A CollectionService over the tiny encoder on its own event loop."""
+
+    def __init__(self, root: Path, encoder: BertEncoder) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.batcher = MicroBatcher(encoder.encode, max_wait_ms=1)
+        self.loop.run_until_complete(self._start())
+        info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
+        self.service = CollectionService(root, self.batcher, info, Limits(max_top_k=20))
+        self.service.open_all()
+
+    async def _start(self) -> None:
+        self.batcher.start()
+
+    def run(self, coroutine):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coroutine)
+
+    def crash(self) -> None:
+        """Stop without checkpointing the indexes (as after SIGKILL)."""
+        self.run(self.batcher.stop())
+        self.loop.close()
+
+    def close(self) -> None:
+        self.service.close()
+        self.crash()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, tiny_encoder: BertEncoder) -> Iterator[Harness]:
+    h = Harness(tmp_path / "indexes", tiny_encoder)
+    yield h
+    if not h.loop.is_closed():
+        h.close()
+
+
+def _fill(h: Harness, name: str = "c", index: str = "flat") -> list[str]:
+    h.service.create(name, index)
+    docs = [Document(f"d{i}", s, {"i": i, "even": i % 2 == 0}) for i, s in enumerate(SENTENCES)]
+    return h.run(h.service.upsert(name, docs))
+
+
+def _top_ids(h: Harness, name: str, queries: list[str], k: int = 3) -> list[list[str]]:
+    return [[hit.id for hit in hits] for hits in h.run(h.service.search(name, queries, k))]
+
+
+def test_each_document_is_its_own_nearest_neighbour(harness: Harness) -> None:
+    ids = _fill(harness)
+    assert _top_ids(harness, "c", SENTENCES, 1) == [[i] for i in ids]
+
+
+def test_search_equals_brute_force_cosine(harness: Harness, tiny_encoder: BertEncoder) -> None:
+    _fill(harness)
+    hits = harness.run(harness.service.search("c", ["a dog eats"], 5))[0]
+    docs, query = tiny_encoder.encode(SENTENCES), tiny_encoder.encode(["a dog eats"])
+    cosine = (docs @ query[0]) / np.linalg.norm(docs, axis=1) / np.linalg.norm(query[0])
+    order = np.argsort(-cosine)[:5]
+    assert [h.id for h in hits] == [f"d{i}" for i in order]
+    np.testing.assert_allclose([h.score for h in hits], cosine[order], atol=1e-4)
+
+
+def test_filter_and_replace(harness: Harness) -> None:
+    _fill(harness)
+    hits = harness.run(harness.service.search("c", ["a man"], 10, {"even": True}))[0]
+    assert {h.id for h in hits} == {"d0", "d2", "d4", "d6"}
+    harness.run(harness.service.upsert("c", [Document("d0", "a girl sings a song", {"i": 0})]))
+    assert harness.service.info("c")["count"] == len(SENTENCES)
+    assert harness.service.get_document("c", "d0").text == "a girl sings a song"
+    top = harness.run(harness.service.search("c", ["a girl sings a song"], 2))[0]
+    assert {h.id for h in top} == {"d0", "d7"}  # the old text of d0 is gone from the index
+
+
+def test_crash_loses_no_acknowledged_document(
+    harness: Harness, tmp_path: Path, tiny_encoder: BertEncoder
+) -> None:
+    _fill(harness)  # the index file holds only the empty index saved at creation
+    before = _top_ids(harness, "c", SENTENCES)
+    harness.run(harness.service.upsert("c", [Document("late", "a late document")]))
+    harness.service.delete_document("c", "d1")
+    expected = _top_ids(harness, "c", SENTENCES)
+    harness.crash()
+    reopened = Harness(tmp_path / "indexes", tiny_encoder)
+    try:
+        assert reopened.service.info("c")["count"] == len(SENTENCES)
+        assert _top_ids(reopened, "c", SENTENCES) == expected != before
+        assert reopened.service.get_document("c", "late").text == "a late document"
+    finally:
+        reopened.close()
+
+
+def test_missing_or_corrupt_index_file_is_rebuilt(
+    harness: Harness, tmp_path: Path, tiny_encoder: BertEncoder
+) -> None:
+    _fill(harness, index="hnsw")
+    expected = _top_ids(harness, "c", SENTENCES)
+    harness.close()
+    (tmp_path / "indexes" / "c" / INDEX_FILE).write_bytes(b"corrupt")
+    reopened = Harness(tmp_path / "indexes", tiny_encoder)
+    try:
+        assert _top_ids(reopened, "c", SENTENCES) == expected
+    finally:
+        reopened.close()
+
+
+def test_whitening_refit_rebuilds_without_reencoding(
+    harness: Harness, tmp_path: Path, tiny_encoder: BertEncoder
+) -> None:
+    _fill(harness)
+    info = harness.run(harness.service.refit_whitening("c", n_components=4, beta=0.0, gamma=0.0))
+    assert info["dimension"] == 4 and info["transform"]["n_components"] == 4
+    assert info["transform"]["n_fitted"] == len(SENTENCES)
+    assert _top_ids(harness, "c", SENTENCES, 1) == [[f"d{i}"] for i in range(len(SENTENCES))]
+    harness.close()
+    reopened = Harness(tmp_path / "indexes", tiny_encoder)
+    try:
+        assert reopened.service.info("c")["transform"]["beta"] == 0.0
+        assert reopened.service.info("c")["dimension"] == 4
+    finally:
+        reopened.close()
+
+
+def test_ivf_collection_trains_once_it_has_enough_documents(harness: Harness) -> None:
+    _fill(harness, index="IVF2,Flat")
+    assert harness.service._get("c").index.exact_fallback is False
+    assert _top_ids(harness, "c", SENTENCES[:2], 1) == [["d0"], ["d1"]]
+
+
+def test_names_conflicts_and_unknowns(harness: Harness) -> None:
+    harness.service.create("c")
+    with pytest.raises(ConflictError):
+        harness.service.create("c")
+    with pytest.raises(InputValidationError, match=r"\[a-z0-9_-\]"):
+        harness.service.create("../etc")
+    with pytest.raises(NotFoundError):
+        harness.service.info("nope")
+    with pytest.raises(NotFoundError):
+        harness.service.delete_document("c", "nope")
+    harness.service.delete("c")
+    assert harness.service.list_collections() == []
+
+
+def test_collection_of_another_model_is_skipped(
+    tmp_path: Path, tiny_encoder: BertEncoder, harness: Harness
+) -> None:
+    _fill(harness)
+    harness.close()
+    other = tiny_encoder.with_pooling("cls")
+    reopened = Harness(tmp_path / "indexes", other)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(NotFoundError):
+            reopened.service.info("c")
+    finally:
+        reopened.close()
