@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STSB ?= ../shared/data/stsb-en
 
-.PHONY: help install lock format lint typecheck test test-fast test-slow cov check run eval-grid bench hadolint
+.PHONY: help install lock format lint typecheck test test-fast test-slow cov check run eval-grid bench bench-serve hadolint docker-build up smoke
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,8 +43,8 @@ cov: ## HTML coverage report in htmlcov/
 
 check: lint typecheck test ## Everything CI runs
 
-run: ## The main job: eval-sts on the bundled sample with the default model
-	$(BIN)/sentsim eval-sts --data tests/data/stsb_test_300.tsv
+run: ## The main job: serve the REST API on the default model (localhost:8000)
+	$(BIN)/sentsim serve
 
 eval-grid: ## The README's STS-B test grid (4 poolings x 5 transforms x fp32/int8)
 	$(BIN)/sentsim eval-sts --data $(STSB)/test.tsv \
@@ -55,3 +55,20 @@ eval-grid: ## The README's STS-B test grid (4 poolings x 5 transforms x fp32/int
 
 bench: ## Encoder throughput vs sentence-transformers (prints a table, writes JSON)
 	$(PY) benchmarks/encode.py
+
+bench-serve: ## REST throughput/latency with 1/8/32 clients, and search on 100k documents
+	$(PY) benchmarks/serve.py
+
+hadolint: ## Lint the Dockerfile
+	$(BIN)/hadolint Dockerfile
+
+docker-build: ## Build the CPU image (needs a Docker engine)
+	docker build -t sentsim:latest .
+
+up: ## docker compose up, waiting for the healthcheck
+	docker compose up -d --build --wait
+
+smoke: ## /health and one /similarity call against a running server
+	curl -sf localhost:8000/health
+	curl -sf localhost:8000/similarity -H 'Content-Type: application/json' \
+		-d '{"inputs": {"source_sentence": "a cat", "sentences": ["a kitten", "a car"]}}'
