@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     api_key: SecretStr | None = None
     max_batch_size: int = Field(default=64, ge=1)
-    max_wait_ms: float = Field(default=5.0, ge=0)
+    max_wait_ms: float = Field(default=1.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
     max_client_batch_size: int = Field(default=256, ge=1)
     max_sentence_chars: int = Field(default=10_000, ge=1)

@@ -45,7 +45,7 @@ class MicroBatcher:
         encode: Callable[[list[str]], Embeddings],
         *,
         max_batch_size: int = 64,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 1.0,
         max_queue_size: int = 1024,
         metrics: Metrics | None = None,
     ) -> None:
