@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -67,28 +67,24 @@ def _domain_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _encoder_options(
-    settings: Settings,
-    *,
-    model: str | None,
-    pooling: str | None,
-    precision: str | None,
-    batch_size: int | None,
-    max_seq_length: int | None,
-    num_threads: int | None,
-    device: str | None,
-    allow_pickle: bool,
-) -> EncoderOptions:
-    """Merge CLI flags over settings: a flag given wins."""
+#: Settings fields that the encoder commands also take as flags.
+ENCODER_FLAGS = (
+    "model",
+    "pooling",
+    "precision",
+    "batch_size",
+    "max_seq_length",
+    "num_threads",
+    "device",
+    "allow_pickle",
+)
+
+
+def _encoder_options(flags: dict[str, Any]) -> EncoderOptions:
+    """Merge a command's flags (its ``locals()``) over the settings: a flag given wins."""
+    settings = get_settings()
     return EncoderOptions(
-        model=model or settings.model,
-        pooling=pooling or settings.pooling,
-        precision=precision or settings.precision,
-        max_seq_length=max_seq_length or settings.max_seq_length,
-        device=device or settings.device,
-        num_threads=num_threads or settings.num_threads,
-        batch_size=batch_size or settings.batch_size,
-        allow_pickle=allow_pickle or settings.allow_pickle,
+        **{name: flags.get(name) or getattr(settings, name) for name in ENCODER_FLAGS}
     )
 
 
@@ -108,17 +104,7 @@ def encode(
 ) -> None:
     """Encode a corpus into a .npy array of sentence vectors (rows in input order)."""
     with _domain_errors():
-        options = _encoder_options(
-            get_settings(),
-            model=model,
-            pooling=pooling,
-            precision=precision,
-            batch_size=batch_size,
-            max_seq_length=max_seq_length,
-            num_threads=num_threads,
-            device=device,
-            allow_pickle=allow_pickle,
-        )
+        options = _encoder_options(locals())
         sentences = read_corpus(input)
         vectors = load_encoder(options).encode(sentences, show_progress_bar=progress)
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -145,17 +131,7 @@ def fit_whitening_command(
 ) -> None:
     """Fit BERT-whitening on a corpus's sentence vectors and save it (safetensors + JSON)."""
     with _domain_errors():
-        options = _encoder_options(
-            get_settings(),
-            model=model,
-            pooling=pooling,
-            precision=precision,
-            batch_size=batch_size,
-            max_seq_length=max_seq_length,
-            num_threads=num_threads,
-            device=device,
-            allow_pickle=allow_pickle,
-        )
+        options = _encoder_options(locals())
         sentences = read_corpus(corpus)
         whitening = fit_whitening(
             load_encoder(options),
@@ -219,17 +195,8 @@ def eval_sts(
     precisions x poolings x transforms, in one run."""
     with _domain_errors():
         settings = get_settings()
-        options = _encoder_options(
-            settings,
-            model=model,
-            pooling=None,
-            precision=None,
-            batch_size=batch_size,
-            max_seq_length=max_seq_length,
-            num_threads=num_threads,
-            device=device,
-            allow_pickle=allow_pickle,
-        )
+        # pooling and precision are grid axes (lists): the grid sets them per cell.
+        options = _encoder_options({**locals(), "pooling": None, "precision": None})
         specs = [parse_transform_spec(t) for t in (transform or ["none"])]
         pairs = read_sts(data)
         corpus = read_corpus(fit_on) if fit_on is not None else None
