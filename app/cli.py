@@ -151,14 +151,15 @@ def fit_whitening_command(
 
 def format_table(results: Sequence[StsResult]) -> str:
     """Render grid results as an aligned text table, Spearman x100 with two decimals."""
-    header = ("precision", "pooling", "transform", "dim", "spearman")
+    header = ("precision", "method", "pooling", "transform", "dim", "spearman")
     rows = [
-        (r.precision, r.pooling, r.label, str(r.n_components), f"{r.spearman:.2f}") for r in results
+        (r.precision, r.method, r.pooling, r.label, str(r.n_components), f"{r.spearman:.2f}")
+        for r in results
     ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = [
         "  ".join(
-            cell.ljust(w) if i < 3 else cell.rjust(w)
+            cell.ljust(w) if i < 4 else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in (header, *rows)
@@ -177,6 +178,10 @@ def eval_sts(
     ] = None,
     precision: Annotated[
         list[str] | None, typer.Option(help="fp32 | bf16 | int8 (repeat for a grid).")
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="cosine | wmd | wrd (repeat); wmd/wrd compare token vectors."),
     ] = None,
     fit_on: Annotated[
         Path | None,
@@ -206,6 +211,7 @@ def eval_sts(
             poolings=pooling or [settings.pooling],
             precisions=precision or [settings.precision],
             specs=specs,
+            methods=method or ["cosine"],
             fit_corpus=corpus,
             fit_on=str(fit_on) if fit_on is not None else None,
             show_progress_bar=progress,

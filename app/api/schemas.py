@@ -105,10 +105,20 @@ class SimilarityInputs(_Body):
 class SimilarityParameters(_Body):
     """How to compare."""
 
-    method: str = Field(default="cosine", description="Similarity measure: cosine.")
+    method: str = Field(
+        default="cosine",
+        description="cosine (sentence vectors); wmd or wrd (optimal transport over token "
+        "vectors). Scores are higher-is-more-similar: cosine in [-1, 1], 1 - WRD in [-1, 1], "
+        "1 / (1 + WMD) in (0, 1].",
+    )
     transform: str | None = Field(
         default=None,
-        description="A transform folder under models/ (e.g. fitted by sentsim fit-whitening).",
+        description="A transform folder under models/ (e.g. fitted by sentsim fit-whitening); "
+        "cosine only.",
+    )
+    alignment: bool = Field(
+        default=False,
+        description="wmd/wrd: also return, per sentence, the token pairs carrying most mass.",
     )
 
 
@@ -131,6 +141,21 @@ class SimilarityRequest(_Body):
     )
     inputs: SimilarityInputs
     parameters: SimilarityParameters | None = None
+
+
+class AlignedPair(BaseModel):
+    """Mass moved from a source token to a target token by the optimal transport plan."""
+
+    source: str
+    target: str
+    mass: float
+
+
+class SimilarityWithAlignment(BaseModel):
+    """Scores (higher is more similar) and, per sentence, its heaviest token pairs."""
+
+    scores: list[float]
+    alignments: list[list[AlignedPair]]
 
 
 # --- collections --------------------------------------------------------------------------
@@ -227,8 +252,15 @@ class DocumentOut(BaseModel):
     metadata: dict[str, Any]
 
 
+class RerankSpec(_Body):
+    """Rerank the first ``candidates`` vector-search hits by optimal transport."""
+
+    method: Literal["wrd", "wmd"] = "wrd"
+    candidates: int = Field(default=50, ge=1, description="First-stage hits to rerank.")
+
+
 class SearchRequest(_Body):
-    """Semantic search: one ``query`` or a batch of ``queries``."""
+    """Semantic search: one ``query`` or a batch of ``queries``, optionally reranked."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -241,6 +273,9 @@ class SearchRequest(_Body):
     filter: dict[str, Scalar] | None = Field(
         default=None, description="Metadata equality on every key (JSON scalars)."
     )
+    rerank: RerankSpec | None = Field(
+        default=None, description="Reorder the first stage's hits by WRD or WMD."
+    )
 
     @model_validator(mode="after")
     def _one_of_query_or_queries(self) -> SearchRequest:
@@ -250,12 +285,16 @@ class SearchRequest(_Body):
 
 
 class Hit(BaseModel):
-    """A search result: cosine similarity ``score`` in [-1, 1], higher is closer."""
+    """A search result. ``score`` is higher-is-closer: cosine in [-1, 1]; after a rerank
+    1 - WRD in [-1, 1] or 1 / (1 + WMD) in (0, 1], with the first stage's cosine as
+    ``vector_score`` and the transport ``distance`` (lower is closer)."""
 
     id: str
     text: str
     score: float
     metadata: dict[str, Any]
+    vector_score: float | None = None
+    distance: float | None = None
 
 
 class SearchResponse(BaseModel):

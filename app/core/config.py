@@ -45,6 +45,8 @@ class Settings(BaseSettings):
         max_top_k: Largest ``top_k`` of a search.
         max_upsert_documents: Documents in one upsert request.
         max_request_bytes: Largest request body, in bytes (larger: 413).
+        max_rerank_candidates: Largest ``rerank.candidates`` of a search.
+        token_cache_mb: Memory for cached document token vectors (reranking), in MiB; 0: none.
     """
 
     model_config = SettingsConfigDict(
@@ -73,6 +75,8 @@ class Settings(BaseSettings):
     max_top_k: int = Field(default=100, ge=1)
     max_upsert_documents: int = Field(default=1000, ge=1)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_rerank_candidates: int = Field(default=200, ge=1)
+    token_cache_mb: float = Field(default=256.0, ge=0)
 
 
 @lru_cache

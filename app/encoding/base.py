@@ -32,6 +32,10 @@ class Encoder(Protocol):
         """Tokens of each sentence before truncation, special tokens included."""
         ...
 
+    def tokenize(self, sentences: Sequence[str]) -> list[list[str]]:
+        """Word pieces per sentence, as the rows of ``encode_tokens``."""
+        ...
+
     def with_pooling(self, pooling: str) -> Encoder:
         """Return an encoder sharing this one's model, with another pooling mode."""
         ...

@@ -201,6 +201,26 @@ class BertEncoder:
                 result[position] = np.ascontiguousarray(tokens[row][batch.keep[row]])
         return result
 
+    def tokenize(self, sentences: Sequence[str]) -> list[list[str]]:
+        """Word pieces of each sentence, truncated and without special tokens: the rows of
+        ``encode_tokens``, in the same order."""
+        encoded = self.tokenizer(
+            list(sentences),
+            truncation=True,
+            max_length=self.max_seq_length,
+            return_special_tokens_mask=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return [
+            [
+                t
+                for t, special in zip(self.tokenizer.convert_ids_to_tokens(ids), mask, strict=True)
+                if not special
+            ]
+            for ids, mask in zip(encoded["input_ids"], encoded["special_tokens_mask"], strict=True)
+        ]
+
     def count_tokens(self, sentences: Sequence[str]) -> list[int]:
         """Tokens of each sentence before truncation, [CLS] and [SEP] included."""
         encoded = self.tokenizer(

@@ -15,12 +15,15 @@ import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from app.core.errors import NotReadyError, OverloadedError
 from app.core.types import Embeddings
 from app.services.metrics import Metrics
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -98,6 +101,17 @@ class MicroBatcher:
             ) from None
         self._gauge()
         return await future
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run other model work (e.g. ``encode_tokens``) on the model thread, between batches,
+        so the model is never called twice at once.
+
+        Raises:
+            NotReadyError: The batcher is not running.
+        """
+        if not self.running:
+            raise NotReadyError("the model is not loaded yet")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _gauge(self) -> None:
         if self._metrics is not None:

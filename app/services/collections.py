@@ -17,8 +17,8 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,14 @@ from app.core.errors import (
     EmptyInputError,
     InputValidationError,
     NotFoundError,
+    NotReadyError,
 )
 from app.core.types import Embeddings
 from app.index.faiss_index import FaissIndex, check_spec
 from app.index.store import Document, DocumentStore, Scalar
 from app.services.batching import MicroBatcher
+from app.services.transport import TokenCache, check_measure
+from app.similarity.ot import Measure, distance_to_score, top_k_transport
 from app.transforms.normalize import l2_normalize
 from app.transforms.whitening import Whitening
 
@@ -54,6 +57,7 @@ class Limits:
     max_sentence_chars: int = 10_000
     max_top_k: int = 100
     max_upsert_documents: int = 1000
+    max_rerank_candidates: int = 200
 
     def check_sentences(self, sentences: Sequence[str], what: str = "sentences") -> None:
         """Raise ``EmptyInputError`` / ``BatchTooLargeError`` for empty or oversize input."""
@@ -89,14 +93,34 @@ class SearchHit:
     Attributes:
         id: The document's id.
         text: The document's text.
-        score: Cosine similarity of the (corrected) vectors, in [-1, 1]; higher is closer.
+        score: The final score, higher is closer: cosine of the (corrected) vectors in
+            [-1, 1], or after a rerank 1 - WRD in [-1, 1] / 1 / (1 + WMD) in (0, 1].
         metadata: The document's metadata.
+        seq: The document's key in the index (internal).
+        vector_score: After a rerank, the first stage's cosine.
+        distance: After a rerank, the WMD / WRD distance (lower is closer).
     """
 
     id: str
     text: str
     score: float
     metadata: dict[str, Any]
+    seq: int = -1
+    vector_score: float | None = None
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class Rerank:
+    """Second-stage reranking of search hits by optimal transport over token vectors.
+
+    Attributes:
+        method: ``wrd`` or ``wmd``.
+        candidates: How many first-stage (vector search) hits to rerank.
+    """
+
+    method: str = "wrd"
+    candidates: int = 50
 
 
 @dataclass(frozen=True)
@@ -286,7 +310,7 @@ class Collection:
         results = []
         for row_scores, row_seqs in zip(scores, seqs, strict=True):
             hits = [
-                SearchHit(docs[s].id, docs[s].text, float(score), docs[s].metadata)
+                SearchHit(docs[s].id, docs[s].text, float(score), docs[s].metadata, int(s))
                 for score, s in zip(row_scores, row_seqs, strict=True)
                 if s in docs
             ]
@@ -346,15 +370,25 @@ class CollectionService:
         batcher: Encodes documents and queries.
         encoder: Model, pooling and d of the encoder behind the batcher.
         limits: Request limits.
+        encode_tokens: The encoder's ``encode_tokens`` (for reranking), run on the model thread.
+        token_cache: Cache of documents' token vectors for reranking (default: none).
     """
 
     def __init__(
-        self, root: Path, batcher: MicroBatcher, encoder: EncoderInfo, limits: Limits
+        self,
+        root: Path,
+        batcher: MicroBatcher,
+        encoder: EncoderInfo,
+        limits: Limits,
+        encode_tokens: Callable[[list[str]], list[np.ndarray]] | None = None,
+        token_cache: TokenCache | None = None,
     ) -> None:
         self.root = root
         self.batcher = batcher
         self.encoder = encoder
         self.limits = limits
+        self.encode_tokens = encode_tokens
+        self.token_cache = token_cache or TokenCache(0)
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
 
@@ -415,6 +449,7 @@ class CollectionService:
                 collection.store.close()
                 shutil.rmtree(collection.folder)
             del self._collections[name]
+        self.token_cache.drop(name)
 
     async def upsert(self, name: str, documents: Sequence[Document]) -> list[str]:
         """Encode and store documents (an existing id is replaced); return their ids.
@@ -463,8 +498,13 @@ class CollectionService:
         queries: Sequence[str],
         top_k: int = 10,
         where: dict[str, Scalar] | None = None,
+        rerank: Rerank | None = None,
     ) -> list[list[SearchHit]]:
         """Semantic search: the ``top_k`` documents nearest each query, best first.
+
+        With ``rerank``, the first stage fetches ``rerank.candidates`` hits by vector search
+        and the second reorders them by WRD / WMD over token vectors (pruned exact transport),
+        each hit keeping its first-stage ``vector_score``.
 
         Raises:
             NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
@@ -473,8 +513,61 @@ class CollectionService:
         self.limits.check_sentences(queries, "queries")
         if not 1 <= top_k <= self.limits.max_top_k:
             raise BatchTooLargeError(f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}]")
+        first_k = top_k
+        if rerank is not None:
+            check_measure(rerank.method)
+            if not 1 <= rerank.candidates <= self.limits.max_rerank_candidates:
+                raise BatchTooLargeError(
+                    f"rerank.candidates={rerank.candidates}; it must be in "
+                    f"[1, {self.limits.max_rerank_candidates}] (SENTSIM_MAX_RERANK_CANDIDATES)"
+                )
+            first_k = max(top_k, rerank.candidates)
         raw = await self.batcher.encode(list(queries))
-        return await asyncio.to_thread(collection.search, raw, top_k, where)
+        hits = await asyncio.to_thread(collection.search, raw, first_k, where)
+        if rerank is None:
+            return hits
+        return await self._rerank(name, list(queries), hits, top_k, check_measure(rerank.method))
+
+    async def _rerank(
+        self,
+        name: str,
+        queries: list[str],
+        hits: list[list[SearchHit]],
+        top_k: int,
+        measure: Measure,
+    ) -> list[list[SearchHit]]:
+        if self.encode_tokens is None:
+            raise NotReadyError("reranking needs the encoder's token vectors")
+        tokens: dict[int, np.ndarray] = {}
+        for h in (h for row in hits for h in row):
+            cached = self.token_cache.get((name, h.seq))
+            if cached is not None:
+                tokens[h.seq] = cached
+        missing = {h.seq: h.text for row in hits for h in row if h.seq not in tokens}
+        texts = list(queries) + list(missing.values())
+        encoded = await self.batcher.run(self.encode_tokens, texts)
+        for seq, vectors in zip(missing, encoded[len(queries) :], strict=True):
+            tokens[seq] = vectors
+            self.token_cache.put((name, seq), vectors)
+
+        def rank() -> list[list[SearchHit]]:
+            out = []
+            for query_tokens, row in zip(encoded[: len(queries)], hits, strict=True):
+                best = top_k_transport(query_tokens, [tokens[h.seq] for h in row], top_k, measure)
+                out.append(
+                    [
+                        replace(
+                            row[i],
+                            score=distance_to_score(d, measure),
+                            vector_score=row[i].score,
+                            distance=d,
+                        )
+                        for i, d in best
+                    ]
+                )
+            return out
+
+        return await asyncio.to_thread(rank)
 
     async def refit_whitening(
         self,

@@ -15,6 +15,7 @@ from app.services.collections import CollectionService, EncoderInfo, Limits
 from app.services.embeddings import EmbeddingService, TransformRegistry
 from app.services.encoders import EncoderOptions, load_encoder
 from app.services.metrics import Metrics
+from app.services.transport import TokenCache
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Services:
             max_sentence_chars=settings.max_sentence_chars,
             max_top_k=settings.max_top_k,
             max_upsert_documents=settings.max_upsert_documents,
+            max_rerank_candidates=settings.max_rerank_candidates,
         )
         batcher = MicroBatcher(
             encoder.encode,
@@ -83,7 +85,14 @@ class Services:
             embeddings=EmbeddingService(
                 encoder, batcher, limits, TransformRegistry(settings.models_dir, encoder)
             ),
-            collections=CollectionService(settings.indexes_dir, batcher, info, limits),
+            collections=CollectionService(
+                settings.indexes_dir,
+                batcher,
+                info,
+                limits,
+                encode_tokens=encoder.encode_tokens,
+                token_cache=TokenCache(int(settings.token_cache_mb * 2**20)),
+            ),
             metrics=metrics,
             limits=limits,
         )
@@ -125,6 +134,7 @@ class Services:
                 "max_top_k": self.limits.max_top_k,
                 "max_upsert_documents": self.limits.max_upsert_documents,
                 "max_batch_size": self.batcher.max_batch_size,
+                "max_rerank_candidates": self.limits.max_rerank_candidates,
                 "max_request_bytes": self.settings.max_request_bytes,
             },
             "version": __version__,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +22,29 @@ from app.core.types import Embeddings
 from app.encoding.base import Encoder
 from app.services.batching import MicroBatcher
 from app.services.collections import Limits
+from app.services.transport import TRANSPORT_METHODS, alignment, check_measure
 from app.similarity.metrics import cos_sim
+from app.similarity.ot import distance_to_score, transport_distance
 from app.transforms.normalize import l2_normalize
 from app.transforms.whitening import Whitening
 
 TRANSFORM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-METHODS = ("cosine",)
+METHODS = ("cosine", *TRANSPORT_METHODS)
+
+
+@dataclass(frozen=True)
+class SimilarityResult:
+    """Scores of ``similarity``, higher is more similar, and optional token alignments.
+
+    Attributes:
+        scores: One per sentence: cosine in [-1, 1]; 1 - WRD in [-1, 1]; 1 / (1 + WMD) in
+            (0, 1].
+        alignments: Per sentence, the token pairs carrying the most transport mass
+            (``{"source", "target", "mass"}``), when asked for.
+    """
+
+    scores: list[float]
+    alignments: list[list[dict[str, Any]]] | None = None
 
 
 class TransformRegistry:
@@ -140,15 +160,20 @@ class EmbeddingService:
         *,
         method: str = "cosine",
         transform: str | None = None,
-    ) -> list[float]:
+        with_alignment: bool = False,
+    ) -> SimilarityResult:
         """Similarity of ``source_sentence`` to each of ``sentences``.
 
+        ``cosine`` compares sentence vectors (raw, or corrected by the named transform);
+        ``wmd`` / ``wrd`` compare the two sentences' token vectors by optimal transport
+        (``app.similarity.ot``) and can return the token alignment.
+
         Returns:
-            n cosine similarities in [-1, 1], higher is more similar, of the raw vectors or of
-            the vectors corrected by the named transform.
+            Scores, higher is more similar (see ``SimilarityResult``), and alignments if asked.
 
         Raises:
-            InputValidationError: Unknown method or transform name.
+            InputValidationError: Unknown method or transform name, a transform or an
+                alignment with a method that does not take it.
             NotFoundError, TransformMismatchError: From the transform registry.
             EmptyInputError, BatchTooLargeError: Empty or oversize input.
         """
@@ -156,9 +181,29 @@ class EmbeddingService:
             raise InputValidationError(
                 f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
             )
-        self.limits.check_sentences([source_sentence, *sentences], "sentences")
-        corrector = None if transform is None else self.transforms.get(transform)
-        vectors = await self.batcher.encode([source_sentence, *sentences])
-        if corrector is not None:
-            vectors = corrector.transform(vectors)
-        return [float(s) for s in np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]]
+        texts = [source_sentence, *sentences]
+        self.limits.check_sentences(texts, "sentences")
+        if method == "cosine":
+            if with_alignment:
+                raise InputValidationError("alignment comes from transport: use method wmd or wrd")
+            corrector = None if transform is None else self.transforms.get(transform)
+            vectors = await self.batcher.encode(texts)
+            if corrector is not None:
+                vectors = corrector.transform(vectors)
+            return SimilarityResult(
+                [float(s) for s in np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]]
+            )
+        if transform is not None:
+            raise InputValidationError("a transform corrects sentence vectors: use it with cosine")
+        measure = check_measure(method)
+        tokens = await self.batcher.run(self.encoder.encode_tokens, texts)
+        results = await asyncio.to_thread(
+            lambda: [transport_distance(tokens[0], t, measure) for t in tokens[1:]]
+        )
+        scores = [distance_to_score(r.distance, measure) for r in results]
+        if not with_alignment:
+            return SimilarityResult(scores)
+        words = self.encoder.tokenize(texts)
+        return SimilarityResult(
+            scores, [alignment(r, words[0], w) for r, w in zip(results, words[1:], strict=True)]
+        )

@@ -11,7 +11,9 @@ from app.core.types import Embeddings
 from app.encoding.base import Encoder
 from app.evaluation.sts import spearman_x100
 from app.services.encoders import EncoderOptions, encode_unique, load_encoder
+from app.services.transport import check_measure
 from app.similarity.metrics import pairwise_cos_sim
+from app.similarity.ot import Measure, distance_to_score, transport_distance
 from app.transforms.base import EmbeddingTransform
 from app.transforms.spec import TransformSpec
 from app.transforms.whitening import Whitening
@@ -25,7 +27,8 @@ class StsResult:
         model: The encoder's model name.
         precision: ``fp32``, ``bf16`` or ``int8``.
         pooling: The pooling mode.
-        method: The similarity measure (``cosine``).
+        method: The similarity measure: ``cosine`` of sentence vectors, or ``wmd`` / ``wrd``
+            over token vectors (scored 1 / (1 + WMD), 1 - WRD; pooling ``tokens``).
         transform: ``none`` or ``whitening``.
         n_components: Dimension of the compared vectors (k; d for ``none``).
         beta: Whitening's beta (``None`` for ``none``).
@@ -119,6 +122,32 @@ def evaluate_encoder(
     return results
 
 
+def evaluate_transport(encoder: Encoder, pairs: StsPairs, measure: Measure) -> StsResult:
+    """Spearman of WMD / WRD over the last layer's token vectors (exact transport per pair)."""
+    index: dict[str, int] = {}
+    rows = [index.setdefault(s, len(index)) for s in pairs.sentences]
+    tokens = encoder.encode_tokens(list(index))
+    n = len(pairs)
+    scores = [
+        distance_to_score(transport_distance(tokens[a], tokens[b], measure).distance, measure)
+        for a, b in zip(rows[:n], rows[n:], strict=True)
+    ]
+    return StsResult(
+        model=encoder.model_name,
+        precision=encoder.precision,
+        pooling="tokens",
+        method=measure,
+        transform="none",
+        n_components=encoder.dimension,
+        beta=None,
+        gamma=None,
+        fit_on=None,
+        spearman=spearman_x100(scores, pairs.scores),
+        n_pairs=n,
+        label="none",
+    )
+
+
 def evaluate_sts_grid(
     pairs: StsPairs,
     options: EncoderOptions,
@@ -126,19 +155,22 @@ def evaluate_sts_grid(
     poolings: Sequence[str],
     precisions: Sequence[str],
     specs: Sequence[TransformSpec],
+    methods: Sequence[str] = ("cosine",),
     fit_corpus: Sequence[str] | None = None,
     fit_on: str | None = None,
     show_progress_bar: bool = False,
 ) -> list[StsResult]:
-    """Evaluate the grid precisions x poolings x specs, loading the model once per precision.
+    """Evaluate the grid precisions x (poolings x specs for cosine, plus one row per transport
+    method), loading the model once per precision.
 
     Raises:
         ModelLoadError, InputValidationError: From loading the encoder or bad options.
     """
+    measures = [check_measure(m) for m in methods if m != "cosine"]
     results: list[StsResult] = []
     for precision in precisions:
         base = load_encoder(replace(options, precision=precision, pooling=poolings[0]))
-        for pooling in poolings:
+        for pooling in poolings if "cosine" in methods else ():
             results += evaluate_encoder(
                 base.with_pooling(pooling),
                 pairs,
@@ -147,4 +179,5 @@ def evaluate_sts_grid(
                 fit_on=fit_on,
                 show_progress_bar=show_progress_bar,
             )
+        results += [evaluate_transport(base, pairs, m) for m in measures]
     return results

@@ -22,13 +22,23 @@ from app.api.schemas import (
     WhiteningRefit,
 )
 from app.index.store import Document
-from app.services.collections import SearchHit, WhiteningConfig
+from app.services.collections import Rerank, SearchHit, WhiteningConfig
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
 
 def _hits(hits: list[SearchHit]) -> list[Hit]:
-    return [Hit(id=h.id, text=h.text, score=h.score, metadata=h.metadata) for h in hits]
+    return [
+        Hit(
+            id=h.id,
+            text=h.text,
+            score=h.score,
+            metadata=h.metadata,
+            vector_score=h.vector_score,
+            distance=h.distance,
+        )
+        for h in hits
+    ]
 
 
 @router.post("", status_code=201, response_model=CollectionInfo, responses=responses(401, 409, 422))
@@ -90,6 +100,7 @@ def delete_document(name: str, doc_id: str, service: CollectionsDep) -> Response
 @router.post(
     "/{name}/search",
     response_model=SearchResponse | BatchSearchResponse,
+    response_model_exclude_none=True,  # vector_score / distance only after a rerank
     responses=responses(400, 401, 404, 413, 422, 429),
 )
 async def search(
@@ -98,7 +109,10 @@ async def search(
     """The ``top_k`` documents nearest in meaning, best first (``score``: cosine, higher is
     closer), optionally only those whose metadata equals ``filter``."""
     queries = [body.query] if body.query is not None else (body.queries or [])
-    results = await service.search(name, queries, body.top_k, body.filter)
+    rerank = None
+    if body.rerank is not None:
+        rerank = Rerank(method=body.rerank.method, candidates=body.rerank.candidates)
+    results = await service.search(name, queries, body.top_k, body.filter, rerank)
     if body.query is not None:
         return SearchResponse(hits=_hits(results[0]))
     return BatchSearchResponse(results=[_hits(r) for r in results])

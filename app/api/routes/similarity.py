@@ -6,19 +6,32 @@ from fastapi import APIRouter
 
 from app.api.deps import EmbeddingsDep
 from app.api.errors import responses
-from app.api.schemas import SimilarityParameters, SimilarityRequest
+from app.api.schemas import SimilarityParameters, SimilarityRequest, SimilarityWithAlignment
 
 router = APIRouter(tags=["similarity"])
 
 
-@router.post("/similarity", responses=responses(400, 401, 404, 413, 422, 429, 503))
-async def similarity(body: SimilarityRequest, service: EmbeddingsDep) -> list[float]:
-    """Similarity of ``source_sentence`` to each sentence: cosine in [-1, 1], higher is closer,
-    of the raw vectors or of those corrected by the named ``parameters.transform``."""
+@router.post(
+    "/similarity",
+    response_model=list[float] | SimilarityWithAlignment,
+    responses=responses(400, 401, 404, 413, 422, 429, 503),
+)
+async def similarity(
+    body: SimilarityRequest, service: EmbeddingsDep
+) -> list[float] | SimilarityWithAlignment:
+    """Similarity of ``source_sentence`` to each sentence, higher is more similar: cosine of
+    the (optionally transformed) sentence vectors, or 1 - WRD / 1 / (1 + WMD) of the token
+    vectors. With ``parameters.alignment`` the answer is ``{"scores", "alignments"}``."""
     params = body.parameters or SimilarityParameters()
-    return await service.similarity(
+    result = await service.similarity(
         body.inputs.source_sentence,
         body.inputs.sentences,
         method=params.method,
         transform=params.transform,
+        with_alignment=params.alignment,
+    )
+    if result.alignments is None:
+        return result.scores
+    return SimilarityWithAlignment.model_validate(
+        {"scores": result.scores, "alignments": result.alignments}
     )

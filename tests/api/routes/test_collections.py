@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
@@ -135,3 +136,39 @@ def test_whitening_of_an_empty_collection_is_400(client: TestClient) -> None:
     client.post("/collections", json={"name": "empty"})
     response = client.post("/collections/empty/whitening")
     assert response.status_code == 400 and "no documents" in response.json()["error"]
+
+
+def test_rerank(client: TestClient, tiny_encoder) -> None:  # type: ignore[no-untyped-def]
+    from app.similarity.ot import word_rotators_distance
+
+    _create(client)
+    body = {
+        "query": "a man plays a guitar",
+        "top_k": 3,
+        "rerank": {"method": "wrd", "candidates": 4},
+    }
+    hits = client.post("/collections/faq/search", json=body).json()["hits"]
+    assert len(hits) == 3 and hits[0]["id"] == "q1"
+    query = tiny_encoder.encode_tokens(["a man plays a guitar"])[0]
+    for hit in hits:
+        text = next(d["text"] for d in DOCS if d["id"] == hit["id"])
+        distance = word_rotators_distance(query, tiny_encoder.encode_tokens([text])[0]).distance
+        assert hit["distance"] == pytest.approx(distance, abs=1e-3)  # float16 cache
+        assert hit["score"] == pytest.approx(1 - hit["distance"])
+        assert -1 <= hit["vector_score"] <= 1
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    again = client.post("/collections/faq/search", json=body).json()["hits"]  # cached tokens
+    assert [h["id"] for h in again] == [h["id"] for h in hits]
+    plain = client.post("/collections/faq/search", json={"query": "a man"}).json()["hits"]
+    assert "vector_score" not in plain[0] and "distance" not in plain[0]
+
+
+def test_rerank_errors(client: TestClient) -> None:
+    _create(client)
+    for rerank, status in (
+        ({"method": "bm25"}, 422),
+        ({"candidates": 201}, 413),
+        ({"candidates": 0}, 422),
+    ):
+        response = client.post("/collections/faq/search", json={"query": "x", "rerank": rerank})
+        assert response.status_code == status, rerank

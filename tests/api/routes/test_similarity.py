@@ -57,3 +57,33 @@ def test_errors(client: TestClient) -> None:
         response = client.post("/similarity", json=body)
         assert response.status_code == status, body
         assert message in response.json()["error"], response.json()
+
+
+def test_transport_methods_and_alignment(client: TestClient, tiny_encoder: BertEncoder) -> None:
+    from app.similarity.ot import word_movers_distance, word_rotators_distance
+
+    tokens = tiny_encoder.encode_tokens(["the dog eats", "a dog", "a red car"])
+    wrd = client.post("/similarity", json={**BODY, "parameters": {"method": "wrd"}}).json()
+    expected = [1 - word_rotators_distance(tokens[0], t).distance for t in tokens[1:]]
+    np.testing.assert_allclose(wrd, expected, atol=1e-5)
+    wmd = client.post("/similarity", json={**BODY, "parameters": {"method": "wmd"}}).json()
+    expected = [1 / (1 + word_movers_distance(tokens[0], t).distance) for t in tokens[1:]]
+    np.testing.assert_allclose(wmd, expected, atol=1e-5)
+    aligned = client.post(
+        "/similarity", json={**BODY, "parameters": {"method": "wrd", "alignment": True}}
+    ).json()
+    np.testing.assert_allclose(aligned["scores"], wrd, atol=1e-9)
+    assert len(aligned["alignments"]) == 2
+    first = aligned["alignments"][0]
+    assert {"source", "target", "mass"} == set(first[0])
+    assert {p["source"] for p in first} <= {"the", "dog", "eats"}
+    assert {p["target"] for p in first} <= {"a", "dog"}
+
+
+def test_transport_errors(client: TestClient) -> None:
+    for parameters, message in (
+        ({"method": "cosine", "alignment": True}, "alignment"),
+        ({"method": "wrd", "transform": "x"}, "cosine"),
+    ):
+        response = client.post("/similarity", json={**BODY, "parameters": parameters})
+        assert response.status_code == 422 and message in response.json()["error"]

@@ -100,3 +100,14 @@ def test_not_started_is_not_ready() -> None:
             await MicroBatcher(RecordingEncoder()).encode(["a"])
 
     asyncio.run(main())
+
+
+def test_run_executes_other_model_work_on_the_model_thread() -> None:
+    async def main() -> None:
+        batcher = MicroBatcher(RecordingEncoder())
+        batcher.start()
+        name = await batcher.run(lambda: threading.current_thread().name)
+        assert name.startswith("sentsim-model")
+        await batcher.stop()
+
+    asyncio.run(main())

@@ -55,3 +55,24 @@ def test_grid_covers_every_combination(tiny_bert_dir: Path) -> None:
         ("int8", "cls"),
         ("int8", "mean"),
     ]
+
+
+def test_transport_rows_match_a_direct_computation(
+    tiny_encoder: BertEncoder, tiny_bert_dir: Path
+) -> None:
+    from app.similarity.ot import word_rotators_distance
+
+    pairs = read_sts(STS_SAMPLE)
+    results = evaluate_sts_grid(
+        pairs,
+        EncoderOptions(model=str(tiny_bert_dir), device="cpu"),
+        poolings=["mean"],
+        precisions=["fp32"],
+        specs=[parse_transform_spec("none")],
+        methods=["cosine", "wrd"],
+    )
+    assert [(r.method, r.pooling) for r in results] == [("cosine", "mean"), ("wrd", "tokens")]
+    a = tiny_encoder.encode_tokens(pairs.sentences1)
+    b = tiny_encoder.encode_tokens(pairs.sentences2)
+    scores = [1 - word_rotators_distance(x, y).distance for x, y in zip(a, b, strict=True)]
+    assert abs(results[1].spearman - spearman_x100(scores, pairs.scores)) < 0.05
