@@ -45,6 +45,7 @@ def test_ml_core_imports_no_web_framework() -> None:
         "app.similarity.metrics",
         "app.evaluation.sts",
         "app.services.evaluation",
+        "app.similarity.ot",
     ],
 )
 def test_light_modules_do_not_import_torch(module: str) -> None:

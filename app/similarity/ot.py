@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,12 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import ot
+
+# POT registers a torch backend by importing torch when it is installed; sentsim passes it numpy
+# arrays only, so keep this module light and torch-free (POT's documented switch; a value the
+# user set wins).
+os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
+import ot  # noqa: E402
 
 from app.core.errors import DimensionMismatchError, EmptyInputError, InputValidationError
 

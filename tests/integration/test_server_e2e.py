@@ -150,7 +150,7 @@ def _readme_curl_commands() -> list[str]:
 
 def test_readme_curl_examples_work(tmp_path: Path) -> None:
     commands = _readme_curl_commands()
-    assert len(commands) >= 14
+    assert len(commands) >= 17
     port = _free_port()
     with _server(tmp_path, port):
         for command in commands:
