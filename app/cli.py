@@ -181,7 +181,7 @@ def eval_sts(
     ] = None,
     method: Annotated[
         list[str] | None,
-        typer.Option(help="cosine | wmd | wrd (repeat); wmd/wrd compare token vectors."),
+        typer.Option(help="cosine | wmd | wmd-idf | wrd (repeat); all but cosine use tokens."),
     ] = None,
     fit_on: Annotated[
         Path | None,

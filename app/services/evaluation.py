@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from app.core.datasets import StsPairs
+from app.core.errors import InputValidationError
 from app.core.types import Embeddings
 from app.encoding.base import Encoder
 from app.evaluation.sts import spearman_x100
 from app.services.encoders import EncoderOptions, encode_unique, load_encoder
-from app.services.transport import check_measure
 from app.similarity.metrics import pairwise_cos_sim
-from app.similarity.ot import Measure, distance_to_score, transport_distance
+from app.similarity.ot import IdfWeights, Measure, distance_to_score, transport_distance
 from app.transforms.base import EmbeddingTransform
 from app.transforms.spec import TransformSpec
 from app.transforms.whitening import Whitening
@@ -122,21 +124,43 @@ def evaluate_encoder(
     return results
 
 
-def evaluate_transport(encoder: Encoder, pairs: StsPairs, measure: Measure) -> StsResult:
-    """Spearman of WMD / WRD over the last layer's token vectors (exact transport per pair)."""
+#: Transport methods of eval-sts: WMD, WMD with idf weights (fitted on the evaluated
+#: sentences, as whitening is), WRD.
+TRANSPORT_EVAL_METHODS = ("wmd", "wmd-idf", "wrd")
+
+
+def evaluate_transport(encoder: Encoder, pairs: StsPairs, method: str) -> StsResult:
+    """Spearman of WMD / WMD-idf / WRD over the last layer's token vectors (exact transport).
+
+    Raises:
+        InputValidationError: Unknown method.
+    """
+    if method not in TRANSPORT_EVAL_METHODS:
+        raise InputValidationError(
+            f"unknown method {method!r}; choose cosine, {', '.join(TRANSPORT_EVAL_METHODS)}"
+        )
+    measure: Measure = "wrd" if method == "wrd" else "wmd"
     index: dict[str, int] = {}
     rows = [index.setdefault(s, len(index)) for s in pairs.sentences]
     tokens = encoder.encode_tokens(list(index))
+    weights: list[np.ndarray | None] = [None] * len(tokens)
+    if method == "wmd-idf":
+        words = encoder.tokenize(list(index))
+        idf = IdfWeights().fit([words[i] for i in rows])  # document frequency over all 2n
+        weights = [idf.weights(w) for w in words]
     n = len(pairs)
     scores = [
-        distance_to_score(transport_distance(tokens[a], tokens[b], measure).distance, measure)
+        distance_to_score(
+            transport_distance(tokens[a], tokens[b], measure, weights[a], weights[b]).distance,
+            measure,
+        )
         for a, b in zip(rows[:n], rows[n:], strict=True)
     ]
     return StsResult(
         model=encoder.model_name,
         precision=encoder.precision,
         pooling="tokens",
-        method=measure,
+        method=method,
         transform="none",
         n_components=encoder.dimension,
         beta=None,
@@ -166,7 +190,12 @@ def evaluate_sts_grid(
     Raises:
         ModelLoadError, InputValidationError: From loading the encoder or bad options.
     """
-    measures = [check_measure(m) for m in methods if m != "cosine"]
+    transport = [m for m in methods if m != "cosine"]
+    for m in transport:
+        if m not in TRANSPORT_EVAL_METHODS:
+            raise InputValidationError(
+                f"unknown method {m!r}; choose cosine, {', '.join(TRANSPORT_EVAL_METHODS)}"
+            )
     results: list[StsResult] = []
     for precision in precisions:
         base = load_encoder(replace(options, precision=precision, pooling=poolings[0]))
@@ -179,5 +208,5 @@ def evaluate_sts_grid(
                 fit_on=fit_on,
                 show_progress_bar=show_progress_bar,
             )
-        results += [evaluate_transport(base, pairs, m) for m in measures]
+        results += [evaluate_transport(base, pairs, m) for m in transport]
     return results

@@ -171,3 +171,19 @@ def test_serve_refuses_a_bad_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not start"))
     result = runner.invoke(app, ["serve", "--pooling", "max"])
     assert result.exit_code == 2 and "SENTSIM_POOLING" in result.output
+
+
+def test_eval_sts_transport_methods(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ot.json"
+    args = ["eval-sts", "--data", str(STS_SAMPLE), "--model", str(tiny_bert_dir), "--no-progress"]
+    methods = ["--method", "cosine", "--method", "wmd-idf", "--method", "wrd", "--json", str(out)]
+    result = runner.invoke(app, args + methods)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(r["method"], r["pooling"]) for r in rows] == [
+        ("cosine", "mean"),
+        ("wmd-idf", "tokens"),
+        ("wrd", "tokens"),
+    ]
+    bad = runner.invoke(app, [*args, "--method", "bm25"])
+    assert bad.exit_code == 2 and "unknown method 'bm25'" in bad.output
