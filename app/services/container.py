@@ -12,9 +12,10 @@ from app.core.config import Settings
 from app.encoding.base import Encoder
 from app.services.batching import MicroBatcher
 from app.services.collections import CollectionService, EncoderInfo, Limits
-from app.services.embeddings import EmbeddingService, TransformRegistry
+from app.services.embeddings import EmbeddingService
 from app.services.encoders import EncoderOptions, load_encoder
 from app.services.metrics import Metrics
+from app.services.transforms import TransformRegistry
 from app.services.transport import TokenCache
 
 logger = logging.getLogger(__name__)

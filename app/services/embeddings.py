@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,19 +13,17 @@ from app.core.errors import (
     BatchTooLargeError,
     DimensionMismatchError,
     InputValidationError,
-    NotFoundError,
 )
 from app.core.types import Embeddings
 from app.encoding.base import Encoder
 from app.services.batching import MicroBatcher
 from app.services.collections import Limits
+from app.services.transforms import TransformRegistry
 from app.services.transport import TRANSPORT_METHODS, alignment, check_measure
 from app.similarity.metrics import cos_sim
 from app.similarity.ot import distance_to_score, transport_distance
 from app.transforms.normalize import l2_normalize
-from app.transforms.whitening import Whitening
 
-TRANSFORM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 METHODS = ("cosine", *TRANSPORT_METHODS)
 
 
@@ -45,51 +40,6 @@ class SimilarityResult:
 
     scores: list[float]
     alignments: list[list[dict[str, Any]]] | None = None
-
-
-class TransformRegistry:
-    """Fitted transforms saved under the models folder, loaded on first use and kept.
-
-    A transform is only loaded for the encoder it was fitted for (model, pooling, d).
-
-    Args:
-        models_dir: The folder holding one subfolder per transform.
-        encoder: The encoder in use (its model, pooling and d are checked).
-    """
-
-    def __init__(self, models_dir: Path, encoder: Encoder) -> None:
-        self.models_dir = models_dir
-        self.encoder = encoder
-        self._cache: dict[str, Whitening] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> Whitening:
-        """The transform saved as ``models_dir/name``.
-
-        Raises:
-            InputValidationError: The name is not a plain folder name.
-            NotFoundError: No such transform.
-            TransformMismatchError: It was fitted for another encoder.
-        """
-        if not TRANSFORM_NAME.match(name):
-            raise InputValidationError(
-                f"transform name {name!r} must be a folder name under models/"
-            )
-        with self._lock:
-            if name not in self._cache:
-                folder = self.models_dir / name
-                if not folder.is_dir():
-                    raise NotFoundError(
-                        f"no transform {name!r} in {self.models_dir}/; fit one with "
-                        f"sentsim fit-whitening --output {self.models_dir}/{name}"
-                    )
-                self._cache[name] = Whitening.load(
-                    folder,
-                    model=self.encoder.model_name,
-                    pooling=self.encoder.pooling,
-                    dimension=self.encoder.dimension,
-                )
-            return self._cache[name]
 
 
 class EmbeddingService:

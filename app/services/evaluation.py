@@ -65,6 +65,10 @@ def fit_transform_spec(
     """Fit the transform a spec names on float32 vectors (N, d); ``None`` for ``none``."""
     if spec.kind == "none":
         return None
+    if spec.kind == "flow":
+        from app.transforms.flow import FlowTransform  # torch: imported only when used
+
+        return FlowTransform(model=model, pooling=pooling).fit(fit_vectors)
     return Whitening(
         spec.n_components, beta=spec.beta, gamma=spec.gamma, model=model, pooling=pooling
     ).fit(fit_vectors)
@@ -113,8 +117,8 @@ def evaluate_encoder(
                 method="cosine",
                 transform=spec.kind,
                 n_components=ta.shape[1],
-                beta=None if transform is None else spec.beta,
-                gamma=None if transform is None else spec.gamma,
+                beta=spec.beta if spec.kind == "whitening" else None,
+                gamma=spec.gamma if spec.kind == "whitening" else None,
                 fit_on=None if transform is None else (fit_on or "evaluated"),
                 spearman=spearman_x100(pairwise_cos_sim(ta, tb), pairs.scores),
                 n_pairs=n,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.core.errors import DimensionMismatchError
+from app.core.errors import DimensionMismatchError, InputValidationError, NotFoundError
 from app.encoding.base import Encoder
 from app.services.encoders import iter_encoded
+from app.transforms.base import EmbeddingTransform, load_transform
 from app.transforms.whitening import Whitening
+
+if TYPE_CHECKING:
+    from app.transforms.flow import FlowTransform
+
+TRANSFORM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def fit_whitening(
@@ -49,3 +58,86 @@ def fit_whitening(
     whitening.fit(iter_encoded(encoder, corpus, show_progress_bar=show_progress_bar))
     whitening.save(output)
     return whitening
+
+
+def fit_flow(
+    encoder: Encoder,
+    corpus: Sequence[str],
+    output: str | Path,
+    *,
+    steps: int = 4,
+    hidden: int = 256,
+    epochs: int = 100,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str | None = None,
+    show_progress_bar: bool = False,
+) -> FlowTransform:
+    """Encode a corpus, train BERT-flow on its vectors (early-stopped) and save it.
+
+    Raises:
+        InputValidationError, EmptyInputError: As ``FlowTransform``.
+    """
+    from app.transforms.flow import FlowTransform  # torch: imported only when used
+
+    vectors = list(iter_encoded(encoder, corpus, show_progress_bar=show_progress_bar))
+    flow = FlowTransform(
+        steps=steps,
+        hidden=hidden,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        model=encoder.model_name,
+        pooling=encoder.pooling,
+        show_progress_bar=show_progress_bar,
+    ).fit(vectors)
+    flow.save(output)
+    return flow
+
+
+class TransformRegistry:
+    """Fitted transforms saved under the models folder, loaded on first use and kept.
+
+    A transform is only loaded for the encoder it was fitted for (model, pooling, d).
+
+    Args:
+        models_dir: The folder holding one subfolder per transform.
+        encoder: The encoder in use (its model, pooling and d are checked).
+    """
+
+    def __init__(self, models_dir: Path, encoder: Encoder) -> None:
+        self.models_dir = models_dir
+        self.encoder = encoder
+        self._cache: dict[str, EmbeddingTransform] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> EmbeddingTransform:
+        """The transform (whitening or flow) saved as ``models_dir/name``.
+
+        Raises:
+            InputValidationError: The name is not a plain folder name.
+            NotFoundError: No such transform.
+            TransformMismatchError: It was fitted for another encoder.
+        """
+        if not TRANSFORM_NAME.match(name):
+            raise InputValidationError(
+                f"transform name {name!r} must be a folder name under models/"
+            )
+        with self._lock:
+            if name not in self._cache:
+                folder = self.models_dir / name
+                if not folder.is_dir():
+                    raise NotFoundError(
+                        f"no transform {name!r} in {self.models_dir}/; fit one with "
+                        f"sentsim fit-whitening --output {self.models_dir}/{name}"
+                    )
+                self._cache[name] = load_transform(
+                    folder,
+                    model=self.encoder.model_name,
+                    pooling=self.encoder.pooling,
+                    dimension=self.encoder.dimension,
+                )
+            return self._cache[name]

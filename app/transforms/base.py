@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
+from app.core.errors import ArtifactNotFoundError, InputValidationError, TransformMismatchError
 from app.core.types import Embeddings
+
+TENSORS_FILE = "transform.safetensors"
+METADATA_FILE = "transform.json"
 
 
 class EmbeddingTransform(Protocol):
@@ -41,3 +46,70 @@ class EmbeddingTransform(Protocol):
     def save(self, path: str | Path) -> Path:
         """Write the transform to folder ``path`` (safetensors + JSON); return the folder."""
         ...
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """A saved transform's ``transform.json``.
+
+    Raises:
+        ArtifactNotFoundError: The folder or one of its two files is missing.
+    """
+    for file in (folder / METADATA_FILE, folder / TENSORS_FILE):
+        if not file.is_file():
+            raise ArtifactNotFoundError(f"{file} not found: is {folder} a saved transform?")
+    meta: dict[str, Any] = json.loads((folder / METADATA_FILE).read_text("utf-8"))
+    return meta
+
+
+def load_transform(
+    path: str | Path,
+    *,
+    model: str | None = None,
+    pooling: str | None = None,
+    dimension: int | None = None,
+) -> EmbeddingTransform:
+    """Load a saved transform of any type (``whitening`` or ``flow``), checked against the
+    encoder in use like ``Whitening.load``.
+
+    Raises:
+        ArtifactNotFoundError, TransformMismatchError: As the type's ``load``.
+        InputValidationError: An unknown transform type.
+    """
+    folder = Path(path)
+    kind = read_metadata(folder).get("type")
+    if kind == "whitening":
+        from app.transforms.whitening import Whitening
+
+        return Whitening.load(folder, model=model, pooling=pooling, dimension=dimension)
+    if kind == "flow":
+        from app.transforms.flow import FlowTransform
+
+        return FlowTransform.load(folder, model=model, pooling=pooling, dimension=dimension)
+    raise InputValidationError(f"{folder} holds an unknown transform type {kind!r}")
+
+
+def check_compatible(
+    meta: dict[str, Any],
+    where: Path,
+    *,
+    model: str | None,
+    pooling: str | None,
+    dimension: int | None,
+) -> None:
+    """Refuse a saved transform's metadata that does not match the encoder in use.
+
+    Raises:
+        TransformMismatchError: Every field that differs is named with both values.
+    """
+    expected = {"model": model, "pooling": pooling, "dimension": dimension}
+    problems = [
+        f"{field} {meta.get(field)!r} (encoder in use: {value!r})"
+        for field, value in expected.items()
+        if value is not None and meta.get(field) != value
+    ]
+    if problems:
+        raise TransformMismatchError(
+            f"transform {where} was fitted for another encoder: "
+            + "; ".join(problems)
+            + ". Refit it for this encoder (sentsim fit-whitening) or select the matching model."
+        )

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from app.core.errors import InputValidationError
 
-_SPEC = re.compile(r"^(?P<kind>none|whitening)(?:-(?P<k>\d+))?(?::(?P<beta>[^,]+),(?P<gamma>.+))?$")
+_SPEC = re.compile(
+    r"^(?P<kind>none|whitening|flow)(?:-(?P<k>\d+))?(?::(?P<beta>[^,]+),(?P<gamma>.+))?$"
+)
 
 
 @dataclass(frozen=True)
@@ -15,7 +17,7 @@ class TransformSpec:
     """What transform to fit.
 
     Attributes:
-        kind: ``none`` or ``whitening``.
+        kind: ``none``, ``whitening`` or ``flow`` (BERT-flow, default knobs).
         n_components: k, the output dimension; ``None`` keeps all d.
         beta: How much of the mean is removed, in [0, 1] (DESIGN.md §2).
         gamma: How much the variances are equalised, in [0, 1].
@@ -38,19 +40,19 @@ class TransformSpec:
 
 
 def parse_transform_spec(text: str) -> TransformSpec:
-    """Parse ``none`` | ``whitening`` | ``whitening-K`` with an optional ``:beta,gamma``.
+    """Parse ``none`` | ``flow`` | ``whitening`` | ``whitening-K``, optionally ``:beta,gamma``.
 
     Raises:
         InputValidationError: The text does not follow that syntax, K < 1, or beta/gamma are
             not numbers in [0, 1].
     """
     match = _SPEC.match(text.strip())
-    hint = "expected none, whitening, whitening-K or whitening[-K]:beta,gamma"
+    hint = "expected none, flow, whitening, whitening-K or whitening[-K]:beta,gamma"
     if match is None:
         raise InputValidationError(f"bad transform {text!r}: {hint} (e.g. whitening-128:0,0)")
     kind = match["kind"]
-    if kind == "none" and (match["k"] or match["beta"]):
-        raise InputValidationError(f"bad transform {text!r}: 'none' takes no arguments")
+    if kind in ("none", "flow") and (match["k"] or match["beta"]):
+        raise InputValidationError(f"bad transform {text!r}: {kind!r} takes no arguments")
     k = int(match["k"]) if match["k"] else None
     if k is not None and k < 1:
         raise InputValidationError(f"bad transform {text!r}: K must be >= 1")

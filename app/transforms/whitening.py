@@ -18,17 +18,13 @@ from safetensors.numpy import load_file, save_file
 
 from app import __version__
 from app.core.errors import (
-    ArtifactNotFoundError,
     DimensionMismatchError,
     EmptyInputError,
     InputValidationError,
     NotFittedError,
-    TransformMismatchError,
 )
 from app.core.types import Embeddings, Float64Array
-
-TENSORS_FILE = "transform.safetensors"
-METADATA_FILE = "transform.json"
+from app.transforms.base import METADATA_FILE, TENSORS_FILE, check_compatible, read_metadata
 
 
 class Whitening:
@@ -272,15 +268,11 @@ class Whitening:
                 recorded one (the message says which, and both values).
         """
         folder = Path(path)
-        meta_path, tensor_path = folder / METADATA_FILE, folder / TENSORS_FILE
-        for file in (meta_path, tensor_path):
-            if not file.is_file():
-                raise ArtifactNotFoundError(f"{file} not found: is {folder} a saved transform?")
-        meta = json.loads(meta_path.read_text("utf-8"))
+        meta = read_metadata(folder)
         if meta.get("type") != cls.kind:
             raise InputValidationError(f"{folder} holds a {meta.get('type')!r} transform")
         check_compatible(meta, folder, model=model, pooling=pooling, dimension=dimension)
-        tensors = load_file(str(tensor_path))
+        tensors = load_file(str(folder / TENSORS_FILE))
         obj = cls(
             meta["n_components"],
             beta=meta["beta"],
@@ -294,30 +286,3 @@ class Whitening:
         obj.kernel, obj.bias = tensors["kernel"], tensors["bias"]
         obj.n_fitted, obj.created = meta["n_fitted"], meta["created"]
         return obj
-
-
-def check_compatible(
-    meta: dict[str, Any],
-    where: Path,
-    *,
-    model: str | None,
-    pooling: str | None,
-    dimension: int | None,
-) -> None:
-    """Refuse a saved transform's metadata that does not match the encoder in use.
-
-    Raises:
-        TransformMismatchError: Every field that differs is named with both values.
-    """
-    expected = {"model": model, "pooling": pooling, "dimension": dimension}
-    problems = [
-        f"{field} {meta.get(field)!r} (encoder in use: {value!r})"
-        for field, value in expected.items()
-        if value is not None and meta.get(field) != value
-    ]
-    if problems:
-        raise TransformMismatchError(
-            f"transform {where} was fitted for another encoder: "
-            + "; ".join(problems)
-            + ". Refit it for this encoder (sentsim fit-whitening) or select the matching model."
-        )
