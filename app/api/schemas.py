@@ -184,6 +184,11 @@ class CollectionCreate(_Body):
     whitening: WhiteningSpec | None = Field(
         default=None, description="Knobs used by POST /collections/{name}/whitening."
     )
+    transform: str | None = Field(
+        default=None,
+        description="A fitted transform under models/ (sentsim fit-whitening or fit-flow) "
+        "applied to documents and queries, instead of the collection's own whitening.",
+    )
 
 
 class CollectionInfo(BaseModel):

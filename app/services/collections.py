@@ -7,6 +7,9 @@ Each collection is a folder under the indexes directory:
   saved by atomic replace and reconciled with the store on start-up (stale ids removed,
   missing ones added from the stored raw vectors, no re-encoding);
 - ``whitening/``: the collection's BERT-whitening, once fitted on its own documents.
+
+Instead of its own whitening, a collection may name a fitted transform under the models folder
+(``sentsim fit-whitening`` or ``sentsim fit-flow`` output), applied to documents and queries.
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ from app.core.errors import (
     InputValidationError,
     NotFoundError,
     NotReadyError,
+    ServiceError,
 )
 from app.core.types import Embeddings
 from app.index.faiss_index import FaissIndex, check_spec
 from app.index.store import Document, DocumentStore, Scalar
 from app.services.batching import MicroBatcher
+from app.services.transforms import TransformRegistry
 from app.services.transport import TokenCache, check_measure
 from app.similarity.ot import Measure, distance_to_score, top_k_transport
+from app.transforms.base import EmbeddingTransform
 from app.transforms.normalize import l2_normalize
 from app.transforms.whitening import Whitening
 
@@ -143,12 +149,12 @@ class Collection:
         folder: Path,
         store: DocumentStore,
         meta: dict[str, Any],
-        whitening: Whitening | None,
+        transform: EmbeddingTransform | None,
     ) -> None:
         self.folder = folder
         self.store = store
         self.meta = meta
-        self.whitening = whitening
+        self.transform = transform
         self.lock = threading.RLock()
         empty = np.zeros((0, self.vector_dimension), np.float32)
         self.index = FaissIndex.build(
@@ -163,8 +169,8 @@ class Collection:
 
     @property
     def vector_dimension(self) -> int:
-        """Dimension of the indexed vectors: k when whitened, else the encoder's d."""
-        return self.whitening.n_components if self.whitening else int(self.meta["dimension"])
+        """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
+        return self.transform.n_components if self.transform else int(self.meta["dimension"])
 
     @classmethod
     def create(
@@ -174,8 +180,11 @@ class Collection:
         index: str,
         whitening: WhiteningConfig | None,
         encoder: EncoderInfo,
+        transform_name: str | None = None,
+        transform: EmbeddingTransform | None = None,
     ) -> Collection:
-        """Create the folder, the store and an empty index."""
+        """Create the folder, the store and an empty index (``transform``: a named, fitted
+        transform from the models folder, used instead of the collection's own whitening)."""
         check_spec(index, encoder.dimension)
         if whitening and whitening.n_components and whitening.n_components > encoder.dimension:
             raise InputValidationError(
@@ -191,18 +200,22 @@ class Collection:
             "model": encoder.model,
             "pooling": encoder.pooling,
             "dimension": encoder.dimension,
+            "transform_name": transform_name,
         }
         store.set_meta(**meta)
-        collection = cls(folder, store, meta, None)
+        collection = cls(folder, store, meta, transform)
         collection.checkpoint()
         return collection
 
     @classmethod
-    def open(cls, folder: Path, encoder: EncoderInfo) -> Collection:
+    def open(
+        cls, folder: Path, encoder: EncoderInfo, transforms: TransformRegistry | None = None
+    ) -> Collection:
         """Open a collection and reconcile its index with the store.
 
         Raises:
-            ConflictError: It was built with another model, pooling or dimension.
+            ConflictError: It was built with another model, pooling or dimension, or its
+                named transform cannot be loaded.
         """
         store = DocumentStore(folder / STORE_FILE)
         meta = store.get_meta()
@@ -214,16 +227,26 @@ class Collection:
                 f"{built[1]!r}, d={built[2]}; the server runs {encoder.model!r}, "
                 f"{encoder.pooling!r}, d={encoder.dimension}"
             )
-        whitening = None
-        if (folder / WHITENING_DIR).is_dir():
-            whitening = Whitening.load(folder / WHITENING_DIR, dimension=encoder.dimension)
-        collection = cls(folder, store, meta, whitening)
+        transform: EmbeddingTransform | None = None
+        if meta.get("transform_name"):
+            try:
+                if transforms is None:
+                    raise NotFoundError("no models folder to load it from")
+                transform = transforms.get(meta["transform_name"])
+            except ServiceError as exc:
+                store.close()
+                raise ConflictError(
+                    f"collection {folder.name!r} uses transform {meta['transform_name']!r}: {exc}"
+                ) from exc
+        elif (folder / WHITENING_DIR).is_dir():
+            transform = Whitening.load(folder / WHITENING_DIR, dimension=encoder.dimension)
+        collection = cls(folder, store, meta, transform)
         collection.reconcile()
         return collection
 
     def prepare(self, raw: Embeddings) -> Embeddings:
-        """Raw encoder vectors (n, d) to index vectors (n, k): whitening, then L2 norm."""
-        x = raw if self.whitening is None else self.whitening.transform(raw)
+        """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
+        x = raw if self.transform is None else self.transform.transform(raw)
         return l2_normalize(x)
 
     def reconcile(self) -> None:
@@ -324,6 +347,11 @@ class Collection:
             EmptyInputError: The collection has no documents.
             InputValidationError: k exceeds the dimension.
         """
+        if self.meta.get("transform_name"):
+            raise ConflictError(
+                f"collection {self.name!r} uses the named transform "
+                f"{self.meta['transform_name']!r}; create one without it to fit its own whitening"
+            )
         with self.lock:
             whitening = Whitening(
                 config.n_components,
@@ -337,7 +365,7 @@ class Collection:
             whitening.save(staging)
             shutil.rmtree(self.folder / WHITENING_DIR, ignore_errors=True)
             staging.rename(self.folder / WHITENING_DIR)
-            self.whitening = whitening
+            self.transform = whitening
             self.meta["whitening"] = config.__dict__
             self.store.set_meta(whitening=config.__dict__)
             self.rebuild()
@@ -345,14 +373,12 @@ class Collection:
     def info(self) -> dict[str, Any]:
         """``{"name", "count", "dimension", "index", "transform"}`` (the wire shape)."""
         transform: dict[str, Any] | str = "none"
-        if self.whitening is not None:
-            transform = {
-                "type": "whitening",
-                "n_components": self.whitening.n_components,
-                "beta": self.whitening.beta,
-                "gamma": self.whitening.gamma,
-                "n_fitted": self.whitening.n_fitted,
-            }
+        if self.transform is not None:
+            meta = self.transform.metadata
+            keys = ("type", "n_components", "beta", "gamma", "steps", "n_fitted")
+            transform = {k: meta[k] for k in keys if k in meta}
+            if self.meta.get("transform_name"):
+                transform["name"] = self.meta["transform_name"]
         return {
             "name": self.name,
             "count": self.store.count(),
@@ -372,6 +398,7 @@ class CollectionService:
         limits: Request limits.
         encode_tokens: The encoder's ``encode_tokens`` (for reranking), run on the model thread.
         token_cache: Cache of documents' token vectors for reranking (default: none).
+        transforms: Named transforms under the models folder, for collections that use one.
     """
 
     def __init__(
@@ -382,6 +409,7 @@ class CollectionService:
         limits: Limits,
         encode_tokens: Callable[[list[str]], list[np.ndarray]] | None = None,
         token_cache: TokenCache | None = None,
+        transforms: TransformRegistry | None = None,
     ) -> None:
         self.root = root
         self.batcher = batcher
@@ -389,6 +417,7 @@ class CollectionService:
         self.limits = limits
         self.encode_tokens = encode_tokens
         self.token_cache = token_cache or TokenCache(0)
+        self.transforms = transforms
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
 
@@ -397,7 +426,9 @@ class CollectionService:
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in sorted(p for p in self.root.iterdir() if (p / STORE_FILE).is_file()):
             try:
-                self._collections[folder.name] = Collection.open(folder, self.encoder)
+                self._collections[folder.name] = Collection.open(
+                    folder, self.encoder, self.transforms
+                )
             except ConflictError as exc:
                 logger.warning("skipping collection: %s", exc)
 
@@ -416,20 +447,34 @@ class CollectionService:
         return collection
 
     def create(
-        self, name: str, index: str = "flat", whitening: WhiteningConfig | None = None
+        self,
+        name: str,
+        index: str = "flat",
+        whitening: WhiteningConfig | None = None,
+        transform: str | None = None,
     ) -> dict[str, Any]:
-        """Create an empty collection.
+        """Create an empty collection, optionally with a named transform from the models folder.
 
         Raises:
-            InputValidationError: Bad name or index spec.
+            InputValidationError: Bad name or index spec, or both whitening and a transform.
+            NotFoundError, TransformMismatchError: The named transform is missing or unfit.
             ConflictError: The name is taken.
         """
         if not NAME_PATTERN.match(name):
             raise InputValidationError(f"collection name {name!r} must match [a-z0-9_-]{{1,64}}")
+        fitted = None
+        if transform is not None:
+            if whitening is not None:
+                raise InputValidationError("give whitening knobs or a named transform, not both")
+            if self.transforms is None:
+                raise NotFoundError("this service has no models folder for named transforms")
+            fitted = self.transforms.get(transform)
         with self._lock:
             if name in self._collections or (self.root / name).exists():
                 raise ConflictError(f"collection {name!r} already exists")
-            collection = Collection.create(self.root / name, name, index, whitening, self.encoder)
+            collection = Collection.create(
+                self.root / name, name, index, whitening, self.encoder, transform, fitted
+            )
             self._collections[name] = collection
         return collection.info()
 

@@ -79,13 +79,12 @@ class Services:
             metrics=metrics,
         )
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
+        transforms = TransformRegistry(settings.models_dir, encoder)
         return cls(
             settings=settings,
             encoder=encoder,
             batcher=batcher,
-            embeddings=EmbeddingService(
-                encoder, batcher, limits, TransformRegistry(settings.models_dir, encoder)
-            ),
+            embeddings=EmbeddingService(encoder, batcher, limits, transforms),
             collections=CollectionService(
                 settings.indexes_dir,
                 batcher,
@@ -93,6 +92,7 @@ class Services:
                 limits,
                 encode_tokens=encoder.encode_tokens,
                 token_cache=TokenCache(int(settings.token_cache_mb * 2**20)),
+                transforms=transforms,
             ),
             metrics=metrics,
             limits=limits,

@@ -35,6 +35,11 @@ class EmbeddingTransform(Protocol):
         """k, the output dimension."""
         ...
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What ``save`` writes to transform.json (type, model, pooling, dimension, ...)."""
+        ...
+
     def fit(self, embeddings: Embeddings | Iterable[Embeddings]) -> Self:
         """Fit on float32 vectors (n, d), or on an iterable of such batches."""
         ...

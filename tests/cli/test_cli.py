@@ -187,3 +187,29 @@ def test_eval_sts_transport_methods(tiny_bert_dir: Path, tmp_path: Path) -> None
     ]
     bad = runner.invoke(app, [*args, "--method", "bm25"])
     assert bad.exit_code == 2 and "unknown method 'bm25'" in bad.output
+
+
+def test_fit_flow_and_eval_with_flow(tiny_bert_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    from app.transforms.flow import FlowTransform
+
+    out = corpus.parent / "models" / "flow"
+    args = [
+        "fit-flow",
+        "--corpus",
+        str(corpus),
+        "--output",
+        str(out),
+        "--model",
+        str(tiny_bert_dir),
+    ]
+    result = runner.invoke(app, [*args, "--hidden", "16", "--epochs", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "bits/dim" in result.output
+    flow = FlowTransform.load(out, model=str(tiny_bert_dir.resolve()), pooling="mean", dimension=32)
+    assert flow.n_fitted == 80
+    grid = tmp_path / "flow.json"
+    args = ["eval-sts", "--data", str(STS_SAMPLE), "--model", str(tiny_bert_dir), "--no-progress"]
+    result = runner.invoke(app, [*args, "--transform", "flow", "--json", str(grid)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(grid.read_text())
+    assert row["transform"] == "flow" and row["n_components"] == 32 and row["beta"] is None

@@ -48,7 +48,7 @@ def create_collection(body: CollectionCreate, service: CollectionsDep) -> dict[s
     if body.whitening is not None:
         w = body.whitening
         whitening = WhiteningConfig(n_components=w.k, beta=w.beta, gamma=w.gamma)
-    return service.create(body.name, body.index, whitening)
+    return service.create(body.name, body.index, whitening, body.transform)
 
 
 @router.get("", response_model=CollectionList, responses=responses(401))

@@ -172,3 +172,31 @@ def test_rerank_errors(client: TestClient) -> None:
     ):
         response = client.post("/collections/faq/search", json={"query": "x", "rerank": rerank})
         assert response.status_code == status, rerank
+
+
+def _fit_flow(settings: Settings, tiny_encoder, name: str = "flow") -> None:  # type: ignore[no-untyped-def]
+    from app.transforms.flow import FlowTransform
+
+    corpus = [f"the dog number {i} eats a {w}" for i in range(40) for w in ("cat", "car", "ball")]
+    flow = FlowTransform(hidden=16, epochs=3, model=tiny_encoder.model_name, pooling="mean")
+    flow.fit(tiny_encoder.encode(corpus)).save(settings.models_dir / name)
+
+
+def test_collection_with_a_named_flow_transform(settings: Settings, tiny_encoder) -> None:  # type: ignore[no-untyped-def]
+    _fit_flow(settings, tiny_encoder)
+    with TestClient(create_app(settings)) as client:
+        _create(client, transform="flow")
+        info = client.get("/collections/faq").json()
+        assert info["transform"]["type"] == "flow" and info["transform"]["name"] == "flow"
+        hits = client.post("/collections/faq/search", json={"query": "the dog eats food"}).json()
+        assert hits["hits"][0]["id"] == "q2"
+        refit = client.post("/collections/faq/whitening")
+        assert refit.status_code == 409 and "named transform" in refit.json()["error"]
+        missing = client.post("/collections", json={"name": "x", "transform": "nope"})
+        assert missing.status_code == 404
+        both = client.post("/collections", json={"name": "y", "transform": "flow", "whitening": {}})
+        assert both.status_code == 422
+    with TestClient(create_app(settings)) as again:  # the transform is reloaded by name
+        assert again.get("/collections/faq").json()["transform"]["type"] == "flow"
+        hits = again.post("/collections/faq/search", json={"query": "the dog eats food"}).json()
+        assert hits["hits"][0]["id"] == "q2"

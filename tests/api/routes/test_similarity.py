@@ -87,3 +87,16 @@ def test_transport_errors(client: TestClient) -> None:
     ):
         response = client.post("/similarity", json={**BODY, "parameters": parameters})
         assert response.status_code == 422 and message in response.json()["error"]
+
+
+def test_named_flow_transform(
+    client: TestClient, settings: Settings, tiny_encoder: BertEncoder
+) -> None:
+    from app.transforms.flow import FlowTransform
+
+    corpus = [f"the dog number {i} eats a {w}" for i in range(40) for w in ("cat", "car", "ball")]
+    flow = FlowTransform(hidden=16, epochs=3, model=tiny_encoder.model_name, pooling="mean")
+    flow.fit(tiny_encoder.encode(corpus)).save(settings.models_dir / "f")
+    scores = client.post("/similarity", json={**BODY, "parameters": {"transform": "f"}}).json()
+    z = flow.transform(tiny_encoder.encode(["the dog eats", "a dog", "a red car"]))
+    np.testing.assert_allclose(scores, _cos(z[0], z[1:]), atol=1e-4)

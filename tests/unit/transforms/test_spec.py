@@ -18,6 +18,7 @@ from app.transforms.spec import TransformSpec, parse_transform_spec
         ("whitening-256", TransformSpec("whitening", 256)),
         ("whitening-128:0,0", TransformSpec("whitening", 128, 0.0, 0.0)),
         ("whitening:0.5,1", TransformSpec("whitening", None, 0.5, 1.0)),
+        ("flow", TransformSpec("flow")),
     ],
 )
 def test_parse(text: str, spec: TransformSpec) -> None:
@@ -26,7 +27,8 @@ def test_parse(text: str, spec: TransformSpec) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["pca", "whitening-0", "whitening-x", "whitening:2,0", "whitening:a,b", "none-5"]
+    "text",
+    ["pca", "whitening-0", "whitening-x", "whitening:2,0", "whitening:a,b", "none-5", "flow-8"],
 )
 def test_bad_specs_are_refused(text: str) -> None:
     with pytest.raises(InputValidationError, match="bad transform"):
