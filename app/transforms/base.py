@@ -66,6 +66,34 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def write_metadata(folder: Path, metadata: dict[str, Any]) -> None:
+    """Write ``transform.json`` (after the tensors, so a complete pair marks a saved transform)."""
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", "utf-8")
+
+
+def read_checked_metadata(
+    path: str | Path,
+    kind: str,
+    *,
+    model: str | None,
+    pooling: str | None,
+    dimension: int | None,
+) -> tuple[Path, dict[str, Any]]:
+    """The folder and metadata of a saved transform of type ``kind``, fit for the encoder.
+
+    Raises:
+        ArtifactNotFoundError: Missing files.
+        InputValidationError: Another type of transform.
+        TransformMismatchError: Another model, pooling or dimension.
+    """
+    folder = Path(path)
+    meta = read_metadata(folder)
+    if meta.get("type") != kind:
+        raise InputValidationError(f"{folder} holds a {meta.get('type')!r} transform, not {kind!r}")
+    check_compatible(meta, folder, model=model, pooling=pooling, dimension=dimension)
+    return folder, meta
+
+
 def load_transform(
     path: str | Path,
     *,

@@ -18,7 +18,6 @@ safetensors without pickling a library's module tree.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable
@@ -41,7 +40,7 @@ from app.core.errors import (
     NotFittedError,
 )
 from app.core.types import Embeddings, Float64Array
-from app.transforms.base import METADATA_FILE, TENSORS_FILE, check_compatible, read_metadata
+from app.transforms.base import TENSORS_FILE, read_checked_metadata, write_metadata
 
 
 class ActNorm(nn.Module):
@@ -391,7 +390,7 @@ class FlowTransform:
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in flow.state_dict().items()}
         save_file(tensors, str(folder / TENSORS_FILE))
-        (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", "utf-8")
+        write_metadata(folder, metadata)
         return folder
 
     @classmethod
@@ -411,11 +410,9 @@ class FlowTransform:
             InputValidationError: The folder holds another kind of transform.
             TransformMismatchError: Another model, pooling or dimension (named in the message).
         """
-        folder = Path(path)
-        meta = read_metadata(folder)
-        if meta.get("type") != cls.kind:
-            raise InputValidationError(f"{folder} holds a {meta.get('type')!r} transform")
-        check_compatible(meta, folder, model=model, pooling=pooling, dimension=dimension)
+        folder, meta = read_checked_metadata(
+            path, cls.kind, model=model, pooling=pooling, dimension=dimension
+        )
         obj = cls(
             steps=meta["steps"],
             hidden=meta["hidden"],

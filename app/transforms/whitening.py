@@ -7,7 +7,6 @@ follow-up ("BERT-whitening with two knobs", kexue.fm 2022).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from app.core.errors import (
     NotFittedError,
 )
 from app.core.types import Embeddings, Float64Array
-from app.transforms.base import METADATA_FILE, TENSORS_FILE, check_compatible, read_metadata
+from app.transforms.base import TENSORS_FILE, read_checked_metadata, write_metadata
 
 
 class Whitening:
@@ -238,7 +237,7 @@ class Whitening:
             "eigenvalues": self.eigenvalues,
         }
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, folder / TENSORS_FILE)
-        (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", "utf-8")
+        write_metadata(folder, metadata)
         return folder
 
     @classmethod
@@ -267,11 +266,9 @@ class Whitening:
             TransformMismatchError: ``model``, ``pooling`` or ``dimension`` differs from the
                 recorded one (the message says which, and both values).
         """
-        folder = Path(path)
-        meta = read_metadata(folder)
-        if meta.get("type") != cls.kind:
-            raise InputValidationError(f"{folder} holds a {meta.get('type')!r} transform")
-        check_compatible(meta, folder, model=model, pooling=pooling, dimension=dimension)
+        folder, meta = read_checked_metadata(
+            path, cls.kind, model=model, pooling=pooling, dimension=dimension
+        )
         tensors = load_file(str(folder / TENSORS_FILE))
         obj = cls(
             meta["n_components"],
