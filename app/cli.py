@@ -195,15 +195,23 @@ def fit_flow_command(
 
 def format_table(results: Sequence[StsResult]) -> str:
     """Render grid results as an aligned text table, Spearman x100 with two decimals."""
-    header = ("precision", "method", "pooling", "transform", "dim", "spearman")
+    header = ("precision", "method", "pooling", "transform", "fit on", "dim", "spearman")
     rows = [
-        (r.precision, r.method, r.pooling, r.label, str(r.n_components), f"{r.spearman:.2f}")
+        (
+            r.precision,
+            r.method,
+            r.pooling,
+            r.label,
+            Path(r.fit_on).name if r.fit_on else "-",
+            str(r.n_components),
+            f"{r.spearman:.2f}",
+        )
         for r in results
     ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = [
         "  ".join(
-            cell.ljust(w) if i < 4 else cell.rjust(w)
+            cell.ljust(w) if i < 5 else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in (header, *rows)
@@ -228,8 +236,11 @@ def eval_sts(
         typer.Option(help="cosine | wmd | wmd-idf | wrd (repeat); all but cosine use tokens."),
     ] = None,
     fit_on: Annotated[
-        Path | None,
-        typer.Option(help="Corpus to fit transforms on (default: the evaluated sentences)."),
+        list[str] | None,
+        typer.Option(
+            help="Corpus to fit transforms on, or 'evaluated' (the default: the evaluated "
+            "sentences); repeat to compare fits."
+        ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
     model: ModelOpt = None,
@@ -248,7 +259,10 @@ def eval_sts(
         options = _encoder_options({**locals(), "pooling": None, "precision": None})
         specs = [parse_transform_spec(t) for t in (transform or ["none"])]
         pairs = read_sts(data)
-        corpus = read_corpus(fit_on) if fit_on is not None else None
+        corpora = [
+            (name, None if name == "evaluated" else read_corpus(name))
+            for name in (fit_on or ["evaluated"])
+        ]
         results = evaluate_sts_grid(
             pairs,
             options,
@@ -256,8 +270,7 @@ def eval_sts(
             precisions=precision or [settings.precision],
             specs=specs,
             methods=method or ["cosine"],
-            fit_corpus=corpus,
-            fit_on=str(fit_on) if fit_on is not None else None,
+            fit_corpora=corpora,
             show_progress_bar=progress,
         )
     typer.echo(f"{data}: {len(pairs)} pairs, model {results[0].model}, Spearman x100")

@@ -20,6 +20,10 @@ from app.transforms.base import EmbeddingTransform
 from app.transforms.spec import TransformSpec
 from app.transforms.whitening import Whitening
 
+#: A corpus to fit transforms on: (label, sentences); sentences None = the evaluated ones.
+FitCorpus = tuple[str, Sequence[str] | None]
+EVALUATED: tuple[FitCorpus, ...] = (("evaluated", None),)
+
 
 @dataclass(frozen=True)
 class StsResult:
@@ -79,31 +83,48 @@ def evaluate_encoder(
     pairs: StsPairs,
     specs: Sequence[TransformSpec],
     *,
-    fit_corpus: Sequence[str] | None = None,
-    fit_on: str | None = None,
+    fit_corpora: Sequence[FitCorpus] = EVALUATED,
     show_progress_bar: bool = False,
 ) -> list[StsResult]:
-    """Score every transform spec for one encoder; each distinct sentence is encoded once.
+    """Score every transform spec, fitted on every corpus, for one encoder; each distinct
+    sentence is encoded once.
 
     Args:
         encoder: The encoder (its pooling is the one evaluated).
         pairs: The labelled pairs.
         specs: Transforms to fit and compare (``none`` included if wanted).
-        fit_corpus: Sentences to fit transforms on; ``None`` fits on the pairs' own 2n
-            sentences (duplicates kept, as the BERT-whitening paper does).
-        fit_on: Label of ``fit_corpus`` for the results (e.g. its path).
+        fit_corpora: ``(label, sentences)`` to fit transforms on, each in turn; sentences
+            ``None`` means the pairs' own 2n sentences (duplicates kept, as the BERT-whitening
+            paper does). ``none`` is scored once.
         show_progress_bar: Show encoding progress.
 
     Returns:
-        One ``StsResult`` per spec, in order.
+        One ``StsResult`` per (corpus, spec), in order.
     """
     n = len(pairs)
     vectors = encode_unique(encoder, pairs.sentences, show_progress_bar)
     a, b = vectors[:n], vectors[n:]
-    fit_vectors = vectors
-    if fit_corpus is not None and any(s.kind != "none" for s in specs):
-        fit_vectors = encode_unique(encoder, fit_corpus, show_progress_bar)
     results = []
+    for position, (label, corpus) in enumerate(fit_corpora):
+        fitted = [s for s in specs if s.kind != "none" or position == 0]
+        fit_vectors = vectors
+        if corpus is not None and any(s.kind != "none" for s in fitted):
+            fit_vectors = encode_unique(encoder, corpus, show_progress_bar)
+        results += _score_specs(encoder, pairs, a, b, fitted, fit_vectors, label)
+    return results
+
+
+def _score_specs(
+    encoder: Encoder,
+    pairs: StsPairs,
+    a: Embeddings,
+    b: Embeddings,
+    specs: Sequence[TransformSpec],
+    fit_vectors: Embeddings,
+    fit_on: str,
+) -> list[StsResult]:
+    results = []
+    n = len(pairs)
     for spec in specs:
         transform = fit_transform_spec(
             spec, fit_vectors, model=encoder.model_name, pooling=encoder.pooling
@@ -119,7 +140,7 @@ def evaluate_encoder(
                 n_components=ta.shape[1],
                 beta=spec.beta if spec.kind == "whitening" else None,
                 gamma=spec.gamma if spec.kind == "whitening" else None,
-                fit_on=None if transform is None else (fit_on or "evaluated"),
+                fit_on=None if transform is None else fit_on,
                 spearman=spearman_x100(pairwise_cos_sim(ta, tb), pairs.scores),
                 n_pairs=n,
                 label=spec.label,
@@ -184,8 +205,7 @@ def evaluate_sts_grid(
     precisions: Sequence[str],
     specs: Sequence[TransformSpec],
     methods: Sequence[str] = ("cosine",),
-    fit_corpus: Sequence[str] | None = None,
-    fit_on: str | None = None,
+    fit_corpora: Sequence[FitCorpus] = EVALUATED,
     show_progress_bar: bool = False,
 ) -> list[StsResult]:
     """Evaluate the grid precisions x (poolings x specs for cosine, plus one row per transport
@@ -208,8 +228,7 @@ def evaluate_sts_grid(
                 base.with_pooling(pooling),
                 pairs,
                 specs,
-                fit_corpus=fit_corpus,
-                fit_on=fit_on,
+                fit_corpora=fit_corpora,
                 show_progress_bar=show_progress_bar,
             )
         results += [evaluate_transport(base, pairs, m) for m in transport]

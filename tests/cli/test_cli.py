@@ -103,6 +103,18 @@ def test_eval_sts_fit_on_another_corpus(tiny_bert_dir: Path, corpus: Path) -> No
     )
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())[0]["fit_on"] == str(corpus)
+    both = runner.invoke(
+        app,
+        [*args, "--transform", "none", "--transform", "whitening-4", "--fit-on", str(corpus)]
+        + ["--fit-on", "evaluated", "--json", str(out)],
+    )
+    assert both.exit_code == 0, both.output
+    rows = json.loads(out.read_text())
+    assert [(r["transform"], r["fit_on"]) for r in rows] == [
+        ("none", None),
+        ("whitening", str(corpus)),
+        ("whitening", "evaluated"),
+    ]
 
 
 @pytest.mark.parametrize(
