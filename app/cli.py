@@ -19,10 +19,12 @@ from pydantic import ValidationError
 
 from app import __version__
 from app.core.config import Settings, get_settings
-from app.core.datasets import read_corpus, read_sts
-from app.core.errors import ServiceError
+from app.core.datasets import read_corpus, read_pairs, read_sts
+from app.core.errors import NotReadyError, ServiceError
+from app.encoding.registry import resolve_model
 from app.services.encoders import EncoderOptions, load_encoder
 from app.services.evaluation import StsResult, evaluate_sts_grid
+from app.services.paraphrase import NO_GENERATOR
 from app.services.transforms import fit_flow, fit_whitening
 from app.transforms.spec import parse_transform_spec
 
@@ -193,6 +195,58 @@ def fit_flow_command(
     )
 
 
+@app.command("train-simbert")
+def train_simbert_command(
+    pairs: Annotated[Path, typer.Option(help="sentence1<TAB>sentence2[<TAB>score] pairs.")],
+    output: Annotated[Path, typer.Option(help="Folder of the trained model, e.g. models/NAME.")],
+    base: ModelOpt = None,
+    min_score: Annotated[
+        float | None, typer.Option(help="With a score column: keep pairs scoring at least this.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = 32,
+    max_steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 1000,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW peak learning rate.")] = 5e-5,
+    warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 100,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 200,
+    max_length: Annotated[int, typer.Option(min=4, help="Tokens per sentence.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast).")] = "fp32",
+    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    device: DeviceOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Fine-tune a BERT the SimBERT way (seq2seq + retrieval losses) on paraphrase pairs."""
+    from app.generation.training import TrainConfig, train_simbert
+
+    with _domain_errors():
+        config = TrainConfig(
+            batch_size=batch_size,
+            max_steps=max_steps,
+            lr=lr,
+            warmup_steps=warmup_steps,
+            checkpoint_every=checkpoint_every,
+            max_length=max_length,
+            seed=seed,
+            precision=precision,
+        )
+        model = resolve_model(base or get_settings().model).path
+        report = train_simbert(
+            read_pairs(pairs, min_score),
+            model,
+            output,
+            config,
+            resume=resume,
+            device=device,
+            show_progress_bar=progress,
+        )
+    first, last = report.seq2seq_losses[0], report.seq2seq_losses[-1]
+    typer.echo(
+        f"trained {report.steps} steps in {report.seconds:.0f} s: seq2seq loss {first:.3f} -> "
+        f"{last:.3f}, retrieval {report.retrieval_losses[0]:.3f} -> "
+        f"{report.retrieval_losses[-1]:.3f}; saved to {output}"
+    )
+
+
 def format_table(results: Sequence[StsResult]) -> str:
     """Render grid results as an aligned text table, Spearman x100 with two decimals."""
     header = ("precision", "method", "pooling", "transform", "fit on", "dim", "spearman")
@@ -293,6 +347,9 @@ def serve(
     device: DeviceOpt = None,
     models_dir: Annotated[Path | None, typer.Option(help="Fitted transforms.")] = None,
     indexes_dir: Annotated[Path | None, typer.Option(help="Collections (read-write).")] = None,
+    generator: Annotated[
+        str | None, typer.Option(help="SimBERT checkpoint for /paraphrase.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the REST API (one worker: the model is loaded once per process)."""
@@ -312,6 +369,7 @@ def serve(
             "device": device,
             "models_dir": models_dir,
             "indexes_dir": indexes_dir,
+            "generator": generator,
         }
         settings = get_settings().model_copy(
             update={k: v for k, v in flags.items() if v is not None}
@@ -319,6 +377,40 @@ def serve(
         Settings.model_validate(settings.model_dump())  # flags are checked like the env
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+@app.command("paraphrase")
+def paraphrase_command(
+    text: Annotated[str, typer.Argument(help="The sentence to paraphrase.")],
+    generator: Annotated[
+        str | None, typer.Option(help="SimBERT checkpoint folder (default: SENTSIM_GENERATOR).")
+    ] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="Paraphrases printed (k).")] = 5,
+    num_return_sequences: Annotated[int, typer.Option(min=1, help="Candidates sampled (n).")] = 32,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus mass.")] = 0.95,
+    temperature: Annotated[float, typer.Option(min=0.01, help="Sampling temperature.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Length cap, tokens.")] = 32,
+    seed: Annotated[int | None, typer.Option(help="Same seed, same output.")] = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Print paraphrases of TEXT, one per line: score (cosine to TEXT) and text."""
+    from app.generation.simbert import SimBertGenerator
+
+    with _domain_errors():
+        path = generator or get_settings().generator
+        if not path:
+            raise NotReadyError(NO_GENERATOR)
+        results = SimBertGenerator.load(path, device=device).generate(
+            text,
+            num_return_sequences=num_return_sequences,
+            top_k=top_k,
+            top_p=top_p,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+        )
+    for p in results:
+        typer.echo(f"{p.score:.4f}\t{p.text}")
 
 
 @app.command()

@@ -81,3 +81,24 @@ def sentences() -> list[str]:
         "a boy rides a horse on the street at the beach with three dogs",
         "zzzz qqqq",
     ]
+
+
+QUORA = Path(__file__).resolve().parents[2] / "shared" / "data" / "quora-para" / "train.tsv"
+
+
+@pytest.fixture(scope="session")
+def tiny_simbert(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):  # type: ignore[no-untyped-def]
+    """The tiny BERT trained the SimBERT way on 200 quora-para pairs (300 steps, seeded):
+    ``(checkpoint folder, TrainReport, pairs)``."""
+    from app.core.datasets import read_pairs
+    from app.generation.training import TrainConfig, train_simbert
+
+    if not QUORA.is_file():
+        pytest.skip("needs ../shared/data/quora-para/train.tsv")
+    pairs = read_pairs(QUORA)[:200]
+    out = tmp_path_factory.mktemp("simbert")
+    config = TrainConfig(
+        batch_size=16, max_steps=300, lr=2e-3, warmup_steps=20, checkpoint_every=100, max_length=32
+    )
+    report = train_simbert(pairs, str(tiny_bert_dir), out, config, device="cpu")
+    return out, report, pairs

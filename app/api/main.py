@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from app.api.deps import require_api_key
-from app.api.routes import collections, embeddings, health, similarity
+from app.api.routes import collections, embeddings, health, paraphrase, similarity
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -13,3 +13,4 @@ protected = [Depends(require_api_key)]
 api_router.include_router(embeddings.router, dependencies=protected)
 api_router.include_router(similarity.router, dependencies=protected)
 api_router.include_router(collections.router, dependencies=protected)
+api_router.include_router(paraphrase.router, dependencies=protected)

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
         max_request_bytes: Largest request body, in bytes (larger: 413).
         max_rerank_candidates: Largest ``rerank.candidates`` of a search.
         token_cache_mb: Memory for cached document token vectors (reranking), in MiB; 0: none.
+        generator: A SimBERT checkpoint folder for ``POST /paraphrase``; unset: the route is 503.
+        max_concurrent_generations: Paraphrase requests generating at the same time.
     """
 
     model_config = SettingsConfigDict(
@@ -77,6 +79,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_rerank_candidates: int = Field(default=200, ge=1)
     token_cache_mb: float = Field(default=256.0, ge=0)
+    generator: str | None = None
+    max_concurrent_generations: int = Field(default=2, ge=1)
 
 
 @lru_cache

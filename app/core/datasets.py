@@ -123,3 +123,35 @@ def read_corpus(path: str | Path) -> list[str]:
     if not sentences:
         raise EmptyInputError(f"{path}: no sentences found")
     return sentences
+
+
+def read_pairs(path: str | Path, min_score: float | None = None) -> list[tuple[str, str]]:
+    """Read ``sentence1<TAB>sentence2[<TAB>score]`` pairs (header line first).
+
+    Args:
+        path: The TSV file.
+        min_score: With a score column, keep only pairs scoring at least this (positives).
+
+    Raises:
+        ArtifactNotFoundError, InputValidationError, EmptyInputError: As ``read_sts``.
+    """
+    path = Path(path)
+    pairs: list[tuple[str, str]] = []
+    for lineno, line in enumerate(_read_lines(path)[1:], start=2):
+        cols = line.split("\t")
+        if not line.strip():
+            continue
+        if len(cols) < 2 or not cols[0].strip() or not cols[1].strip():
+            raise InputValidationError(f"{path}:{lineno}: expected sentence1<TAB>sentence2")
+        if min_score is not None and len(cols) > 2:
+            try:
+                if float(cols[2]) < min_score:
+                    continue
+            except ValueError:
+                raise InputValidationError(
+                    f"{path}:{lineno}: score {cols[2]!r} is not a number"
+                ) from None
+        pairs.append((cols[0], cols[1]))
+    if not pairs:
+        raise EmptyInputError(f"{path}: no sentence pairs")
+    return pairs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import __version__
 from app.core.config import Settings
@@ -15,10 +15,23 @@ from app.services.collections import CollectionService, EncoderInfo, Limits
 from app.services.embeddings import EmbeddingService
 from app.services.encoders import EncoderOptions, load_encoder
 from app.services.metrics import Metrics
+from app.services.paraphrase import ParaphraseService
 from app.services.transforms import TransformRegistry
 from app.services.transport import TokenCache
 
+if TYPE_CHECKING:
+    from app.generation.simbert import SimBertGenerator
+
 logger = logging.getLogger(__name__)
+
+
+def _load_generator(path: str | None, device: str | None) -> SimBertGenerator | None:
+    """The SimBERT generator at ``path`` (torch loads here), or ``None`` when unset."""
+    if not path:
+        return None
+    from app.generation.simbert import SimBertGenerator
+
+    return SimBertGenerator.load(path, device=device)
 
 
 @dataclass
@@ -31,6 +44,7 @@ class Services:
         batcher: Dynamic batching in front of the encoder.
         embeddings: Embeddings and similarity.
         collections: Persistent collections and search.
+        paraphrase: SimBERT paraphrases (503 without a generator).
         metrics: Prometheus metrics.
         limits: Request limits.
     """
@@ -42,6 +56,7 @@ class Services:
     collections: CollectionService
     metrics: Metrics
     limits: Limits
+    paraphrase: ParaphraseService
     started: bool = False
 
     @classmethod
@@ -96,6 +111,10 @@ class Services:
             ),
             metrics=metrics,
             limits=limits,
+            paraphrase=ParaphraseService(
+                _load_generator(settings.generator, settings.device),
+                settings.max_concurrent_generations,
+            ),
         )
 
     async def start(self) -> None:
@@ -138,5 +157,6 @@ class Services:
                 "max_rerank_candidates": self.limits.max_rerank_candidates,
                 "max_request_bytes": self.settings.max_request_bytes,
             },
+            "generator": self.settings.generator,
             "version": __version__,
         }

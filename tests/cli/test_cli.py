@@ -225,3 +225,20 @@ def test_fit_flow_and_eval_with_flow(tiny_bert_dir: Path, corpus: Path, tmp_path
     assert result.exit_code == 0, result.output
     (row,) = json.loads(grid.read_text())
     assert row["transform"] == "flow" and row["n_components"] == 32 and row["beta"] is None
+
+
+@pytest.mark.slow
+def test_paraphrase_command(tiny_simbert) -> None:  # type: ignore[no-untyped-def]
+    folder, _, pairs = tiny_simbert
+    args = ["paraphrase", pairs[0][0], "--generator", str(folder), "--top-k", "2"]
+    result = runner.invoke(app, [*args, "--num-return-sequences", "8", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()  # stderr holds transformers' loading bar
+    assert 1 <= len(lines) <= 2
+    score, text = lines[0].split("\t", 1)
+    assert -1 <= float(score) <= 1 and text.strip()
+
+
+def test_paraphrase_without_a_generator() -> None:
+    result = runner.invoke(app, ["paraphrase", "hello"])
+    assert result.exit_code == 2 and "train-simbert" in result.output

@@ -1,0 +1,378 @@
+"""SimBERT: one BERT that retrieves and generates sentences of the same meaning.
+
+Su Jianlin, "SimBERT: integrating retrieval and generation into one BERT" (ZhuiyiAI, 2020),
+building on UniLM (Dong et al., "Unified Language Model Pre-training for Natural Language
+Understanding and Generation", NeurIPS 2019). Trained on pairs (a, b) with two losses at once
+(DESIGN.md §5):
+
+1. seq2seq: input ``[CLS] a [SEP] b [SEP]`` with segment ids 0 / 1 and the UniLM mask (segment
+   a bidirectional, segment b causal, a never sees b); cross-entropy of each token of b (and
+   its closing [SEP]) from the position before it, through the masked-LM head;
+2. retrieval: the L2-normalised [CLS] vectors of the batch's sentences, cosine matrix with the
+   diagonal masked, scaled by 30, softmax cross-entropy where each sentence's positive is its
+   partner.
+
+Because segment a never attends to b, the [CLS] output of ``[CLS] a [SEP] b [SEP]`` is the
+embedding of a alone: the same forward pass serves both losses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual name)
+from torch import Tensor
+
+from app.core.errors import InputValidationError, ModelLoadError
+
+#: Retrieval-loss scale s (SimBERT's 30).
+RETRIEVAL_SCALE = 30.0
+
+
+def seq2seq_attention_mask(token_type_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """The UniLM seq2seq mask for a padded batch.
+
+    Query position i may attend key position j iff j is not padding and either j is in the
+    source segment (type 0), or both are in the target segment (type 1) and j <= i. So the
+    source is bidirectional and never sees the target; the target is causal.
+
+    Args:
+        token_type_ids: int (b, T): 0 for ``[CLS] a [SEP]``, 1 for ``b [SEP]``, any for padding.
+        attention_mask: int (b, T): 1 for real tokens, 0 for padding.
+
+    Returns:
+        bool (b, T, T): ``mask[k, i, j]`` True where query i may attend key j.
+    """
+    segment = token_type_ids * attention_mask
+    index = torch.cumsum(segment, dim=1)  # 0 on the source, 1..n along the target
+    allowed = index[:, None, :] <= index[:, :, None]
+    return allowed & attention_mask[:, None, :].bool()
+
+
+def seq2seq_targets(input_ids: Tensor, token_type_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """Labels for next-token prediction on the target segment: ``labels[:, i]`` is the token at
+    i + 1 when that token is a real target token (b or its closing [SEP]), else -100 (ignored).
+
+    Returns:
+        int64 (b, T).
+    """
+    nxt = torch.full_like(input_ids, -100)
+    is_target = (token_type_ids[:, 1:] == 1) & (attention_mask[:, 1:] == 1)
+    nxt[:, :-1] = torch.where(is_target, input_ids[:, 1:], torch.full_like(input_ids[:, 1:], -100))
+    return nxt
+
+
+def seq2seq_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy over the target positions only.
+
+    Args:
+        logits: float (b, T, V) from the masked-LM head, or (n, V) already gathered at the
+            labelled positions (then ``labels`` is (n,)).
+        labels: int64 (b, T) or (n,), -100 where nothing is predicted.
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
+    )
+
+
+def retrieval_loss(cls_vectors: Tensor, scale: float = RETRIEVAL_SCALE) -> Tensor:
+    """In-batch softmax loss on L2-normalised [CLS] vectors; rows 2k and 2k+1 are partners.
+
+    Args:
+        cls_vectors: float (2m, d), interleaved (a_1, b_1, a_2, b_2, ...).
+        scale: s, multiplying the cosine logits.
+
+    Returns:
+        The mean cross-entropy (a scalar tensor).
+    """
+    if len(cls_vectors) % 2:
+        raise InputValidationError("retrieval_loss needs an even number of rows (pairs)")
+    unit = F.normalize(cls_vectors.float(), dim=1)
+    logits = unit @ unit.T * scale
+    eye = torch.eye(len(unit), dtype=torch.bool, device=unit.device)
+    logits = logits.masked_fill(eye, -1e12)
+    partners = torch.arange(len(unit), device=unit.device) ^ 1
+    return F.cross_entropy(logits, partners)
+
+
+class SimBertModel:
+    """A Hugging Face ``BertForMaskedLM`` used the SimBERT way.
+
+    Loads any BERT checkpoint (a Hub id or local folder, safetensors only); when it has no
+    masked-LM head weights (e.g. all-MiniLM-L6-v2) a new head is created whose decoder is tied
+    to the word embeddings (transformers' ``tie_word_embeddings``).
+
+    Args:
+        model: The ``BertForMaskedLM``.
+        tokenizer: Its tokenizer.
+        max_length: Longest source or target, in tokens (each segment is cut to it).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, max_length: int = 64) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @classmethod
+    def load(cls, path: str, *, device: str | None = None, max_length: int = 64) -> SimBertModel:
+        """Load a checkpoint (``from_pretrained``, safetensors only).
+
+        Raises:
+            ModelLoadError: Missing or unreadable checkpoint.
+        """
+        from transformers import AutoTokenizer, BertForMaskedLM
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity(logging.ERROR)  # the "newly initialised head" report
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = BertForMaskedLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load SimBERT checkpoint {path!r}: {exc}") from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model.to(target)  # type: ignore[arg-type]  # transformers types .to oddly
+        return cls(model, tokenizer, max_length)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are."""
+        device: torch.device = next(self.model.parameters()).device
+        return device
+
+    def save(self, path: str | Path) -> None:
+        """``save_pretrained`` (safetensors) of the model and its tokenizer."""
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+    def encode_pairs(self, sources: Sequence[str], targets: Sequence[str]) -> dict[str, Tensor]:
+        """Tokenize ``[CLS] source [SEP] target [SEP]`` for a batch, right-padded.
+
+        Returns:
+            ``input_ids``, ``token_type_ids``, ``attention_mask``: int64 (b, T) on the device.
+        """
+        batch = self.tokenizer(
+            list(sources),
+            list(targets),
+            truncation="longest_first",
+            max_length=2 * self.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        return {
+            k: batch[k].to(self.device) for k in ("input_ids", "token_type_ids", "attention_mask")
+        }
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Run the UniLM-masked BERT.
+
+        Returns:
+            ``(hidden, cls, labels)``: last hidden states float (b, T, d), [CLS] vectors
+            (b, d), and next-token labels int64 (b, T) of the target segment.
+        """
+        mask = seq2seq_attention_mask(batch["token_type_ids"], batch["attention_mask"])
+        out = self.model.bert(
+            input_ids=batch["input_ids"],
+            token_type_ids=batch["token_type_ids"],
+            attention_mask=mask[:, None, :, :],
+        )
+        hidden = out.last_hidden_state
+        labels = seq2seq_targets(
+            batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+        )
+        return hidden, hidden[:, 0], labels
+
+    def losses(
+        self, sentences_a: Sequence[str], sentences_b: Sequence[str]
+    ) -> tuple[Tensor, Tensor]:
+        """The two SimBERT losses on a batch of m pairs, both directions (2m sequences).
+
+        Returns:
+            ``(seq2seq, retrieval)`` scalar tensors.
+        """
+        sources = [s for a, b in zip(sentences_a, sentences_b, strict=True) for s in (a, b)]
+        targets = [s for a, b in zip(sentences_a, sentences_b, strict=True) for s in (b, a)]
+        hidden, cls, labels = self.forward(self.encode_pairs(sources, targets))
+        where = labels != -100
+        # The vocabulary head only where something is predicted: far cheaper than everywhere.
+        logits = self.model.cls(hidden[where])
+        return seq2seq_loss(logits, labels[where]), retrieval_loss(cls)
+
+    @torch.inference_mode()
+    def embed(self, sentences: Sequence[str], batch_size: int = 64) -> Tensor:
+        """L2-normalised [CLS] vectors of ``[CLS] s [SEP]``, float32 (n, d), for ranking."""
+        self.model.eval()
+        out = []
+        for start in range(0, len(sentences), batch_size):
+            batch = self.tokenizer(
+                list(sentences[start : start + batch_size]),
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model.bert(**batch).last_hidden_state
+            out.append(F.normalize(hidden[:, 0].float(), dim=1))
+        return torch.cat(out) if out else torch.zeros(0, self.model.config.hidden_size)
+
+
+@dataclass(frozen=True)
+class Paraphrase:
+    """A generated sentence and its cosine to the input ([CLS] vectors), in [-1, 1]."""
+
+    text: str
+    score: float
+
+
+class SimBertGenerator:
+    """Paraphrases by sampling from a SimBERT model and ranking with its own [CLS] vectors.
+
+    Args:
+        simbert: A trained SimBERT model (e.g. by ``sentsim train-simbert``).
+    """
+
+    def __init__(self, simbert: SimBertModel) -> None:
+        self.simbert = simbert
+        tokenizer = simbert.tokenizer
+        self.sep_id = int(tokenizer.sep_token_id)
+        self.blocked = [
+            int(i)
+            for i in (
+                tokenizer.cls_token_id,
+                tokenizer.pad_token_id,
+                tokenizer.mask_token_id,
+                tokenizer.unk_token_id,
+            )
+            if i is not None
+        ]
+
+    @classmethod
+    def load(cls, path: str, *, device: str | None = None) -> SimBertGenerator:
+        """Load a SimBERT checkpoint folder. Raises ``ModelLoadError``."""
+        return cls(SimBertModel.load(path, device=device))
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        text: str,
+        num_return_sequences: int = 32,
+        top_k: int = 5,
+        top_p: float = 0.95,
+        temperature: float = 1.0,
+        max_new_tokens: int = 32,
+        no_repeat_ngram_size: int = 3,
+        seed: int | None = None,
+    ) -> list[Paraphrase]:
+        """Sample ``num_return_sequences`` candidates in one batch, return the best ``top_k``.
+
+        Decoding always ends: [SEP] stays in the nucleus at every step (consistent top-p),
+        candidates stop at ``max_new_tokens``, and a token that would repeat an n-gram of the
+        candidate is excluded (DESIGN.md §5). Candidates are ranked by cosine of their [CLS]
+        vectors to the input's; duplicates, empty strings and the input itself are dropped.
+
+        Args:
+            text: The sentence to paraphrase.
+            num_return_sequences: n, candidates sampled.
+            top_k: k, paraphrases returned (fewer if fewer distinct ones came out).
+            top_p: Nucleus: sample from the smallest set of tokens with this much probability.
+            temperature: Softmax temperature (> 0); higher is more varied.
+            max_new_tokens: Length cap of a candidate, in tokens.
+            no_repeat_ngram_size: Block repeated n-grams of this size (0: off).
+            seed: Seeds the sampling; the same seed gives the same candidates.
+
+        Returns:
+            Up to k paraphrases, most similar to the input first.
+
+        Raises:
+            InputValidationError: Empty text or knobs out of range.
+        """
+        if not text.strip():
+            raise InputValidationError("text is empty")
+        if not (0 < top_p <= 1 and temperature > 0 and num_return_sequences >= 1 and top_k >= 1):
+            raise InputValidationError("need 0 < top_p <= 1, temperature > 0, n >= 1, k >= 1")
+        model, device = self.simbert.model, self.simbert.device
+        model.eval()
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31, (1,))))
+        source = self.simbert.tokenizer(
+            [text], truncation=True, max_length=self.simbert.max_length, return_tensors="pt"
+        )["input_ids"][0]
+        n = num_return_sequences
+        generated = torch.zeros((n, 0), dtype=torch.long)
+        finished = torch.zeros(n, dtype=torch.bool)
+        for _ in range(max_new_tokens):
+            ids = torch.cat([source.expand(n, -1), generated], dim=1).to(device)
+            types = torch.cat(
+                [torch.zeros(n, len(source), dtype=torch.long), torch.ones_like(generated)], dim=1
+            ).to(device)
+            batch = {
+                "input_ids": ids,
+                "token_type_ids": types,
+                "attention_mask": torch.ones_like(ids),
+            }
+            hidden, _, _ = self.simbert.forward(batch)
+            logits = model.cls(hidden[:, -1]).float().cpu() / temperature
+            logits[:, self.blocked] = -math.inf
+            self._block_repeats(logits, generated, no_repeat_ngram_size)
+            next_ids = self._sample(logits, top_p, generator)
+            next_ids[finished] = self.simbert.tokenizer.pad_token_id
+            generated = torch.cat([generated, next_ids[:, None]], dim=1)
+            finished |= next_ids == self.sep_id
+            if bool(finished.all()):
+                break
+        candidates = []
+        for row in generated.tolist():
+            tokens = row[: row.index(self.sep_id)] if self.sep_id in row else row
+            candidates.append(
+                self.simbert.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            )
+        return self._rank(text, candidates, top_k)
+
+    def _sample(self, logits: Tensor, top_p: float, generator: torch.Generator) -> Tensor:
+        probs = torch.softmax(logits, dim=-1)
+        ordered, order = torch.sort(probs, descending=True, dim=-1)
+        outside = ordered.cumsum(dim=-1) - ordered > top_p  # beyond the nucleus
+        keep = torch.zeros_like(probs, dtype=torch.bool).scatter(1, order, ~outside)
+        keep[:, self.sep_id] = True  # [SEP] always reachable: decoding can always stop
+        probs = torch.where(keep, probs, torch.zeros_like(probs))
+        return torch.multinomial(probs / probs.sum(dim=-1, keepdim=True), 1, generator=generator)[
+            :, 0
+        ]
+
+    @staticmethod
+    def _block_repeats(logits: Tensor, generated: Tensor, size: int) -> None:
+        if size < 1 or generated.shape[1] < size - 1:
+            return
+        for row, tokens in enumerate(generated.tolist()):
+            prefix = tuple(tokens[len(tokens) - size + 1 :]) if size > 1 else ()
+            seen = {
+                tokens[i + size - 1]
+                for i in range(len(tokens) - size + 1)
+                if tuple(tokens[i : i + size - 1]) == prefix
+            }
+            if seen:
+                logits[row, list(seen)] = -math.inf
+
+    def _rank(self, text: str, candidates: list[str], k: int) -> list[Paraphrase]:
+        def key(s: str) -> str:
+            return " ".join(s.lower().split())
+
+        distinct: dict[str, str] = {}
+        for c in candidates:
+            if c and key(c) != key(text):
+                distinct.setdefault(key(c), c)
+        if not distinct:
+            return []
+        texts = list(distinct.values())
+        vectors = self.simbert.embed([text, *texts])
+        scores = (vectors[1:] @ vectors[0]).tolist()
+        ranked = sorted(zip(texts, scores, strict=True), key=lambda t: -t[1])[:k]
+        return [Paraphrase(t, float(s)) for t, s in ranked]

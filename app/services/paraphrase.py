@@ -1,0 +1,90 @@
+"""Paraphrase generation for the API: an optional SimBERT generator behind a concurrency cap."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.core.errors import BatchTooLargeError, EmptyInputError, NotReadyError
+
+if TYPE_CHECKING:
+    from app.generation.simbert import Paraphrase, SimBertGenerator
+
+NO_GENERATOR = (
+    "no paraphrase generator is loaded: train one with `sentsim train-simbert --pairs "
+    "FILE.tsv --output models/NAME`, or point SENTSIM_GENERATOR (or `sentsim serve "
+    "--generator`) at a SimBERT checkpoint folder, then restart"
+)
+
+
+@dataclass(frozen=True)
+class GenerationLimits:
+    """Upper bounds of a paraphrase request."""
+
+    max_num_return_sequences: int = 64
+    max_new_tokens: int = 64
+    max_text_chars: int = 1000
+
+
+class ParaphraseService:
+    """Runs ``SimBertGenerator.generate`` off the event loop, at most ``max_concurrent`` at once.
+
+    Args:
+        generator: The loaded generator, or ``None`` (then every request is a 503).
+        max_concurrent: Generations running at the same time; others wait their turn.
+        limits: Request bounds.
+    """
+
+    def __init__(
+        self,
+        generator: SimBertGenerator | None,
+        max_concurrent: int = 2,
+        limits: GenerationLimits = GenerationLimits(),  # noqa: B008 (frozen dataclass)
+    ) -> None:
+        self.generator = generator
+        self.limits = limits
+        self._semaphore = asyncio.Semaphore(max_concurrent)
+
+    async def paraphrase(
+        self,
+        text: str,
+        *,
+        num_return_sequences: int = 32,
+        top_k: int = 5,
+        top_p: float = 0.95,
+        temperature: float = 1.0,
+        max_new_tokens: int = 32,
+        seed: int | None = None,
+    ) -> list[Paraphrase]:
+        """Up to ``top_k`` paraphrases of ``text``, most similar first.
+
+        Raises:
+            NotReadyError: No generator is loaded (the message says how to get one).
+            EmptyInputError: Empty text.
+            BatchTooLargeError: Over a limit.
+        """
+        if self.generator is None:
+            raise NotReadyError(NO_GENERATOR)
+        if not text.strip():
+            raise EmptyInputError("text is empty")
+        limits = self.limits
+        for name, value, bound in (
+            ("text characters", len(text), limits.max_text_chars),
+            ("num_return_sequences", num_return_sequences, limits.max_num_return_sequences),
+            ("max_new_tokens", max_new_tokens, limits.max_new_tokens),
+        ):
+            if value > bound:
+                raise BatchTooLargeError(f"{name} = {value}; the limit is {bound}")
+        generator = self.generator
+        async with self._semaphore:
+            return await asyncio.to_thread(
+                generator.generate,
+                text,
+                num_return_sequences=num_return_sequences,
+                top_k=top_k,
+                top_p=top_p,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+            )

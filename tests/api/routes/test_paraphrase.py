@@ -1,0 +1,38 @@
+"""POST /paraphrase: 503 without a generator, validation, a happy path on the tiny SimBERT."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.main import create_app
+
+pytestmark = pytest.mark.slow  # trains the tiny SimBERT once per session
+
+
+def test_without_a_generator_it_is_503_with_a_way_out(client: TestClient) -> None:
+    response = client.post("/paraphrase", json={"text": "how do i learn python"})
+    assert response.status_code == 503
+    assert "train-simbert" in response.json()["error"]
+
+
+def test_happy_path_and_validation(settings: Settings, tiny_simbert) -> None:  # type: ignore[no-untyped-def]
+    folder, _, pairs = tiny_simbert
+    with TestClient(create_app(settings.model_copy(update={"generator": str(folder)}))) as client:
+        body = {"text": pairs[0][0], "num_return_sequences": 8, "top_k": 2, "seed": 1}
+        response = client.post("/paraphrase", json=body)
+        assert response.status_code == 200, response.json()
+        results = response.json()
+        assert 1 <= len(results) <= 2 and {"text", "score"} == set(results[0])
+        assert client.post("/paraphrase", json=body).json() == results  # seeded
+        assert client.get("/info").json()["generator"] == str(folder)
+        for bad, status in (
+            ({"text": ""}, 400),
+            ({"text": "x", "top_p": 0}, 422),
+            ({"text": "x", "num_return_sequences": 65}, 413),
+            ({"text": "x", "max_new_tokens": 65}, 413),
+            ({"text": "x", "temperature": -1}, 422),
+            ({"txt": "x"}, 422),
+        ):
+            assert client.post("/paraphrase", json=bad).status_code == status, bad
