@@ -308,10 +308,15 @@ class SimBertGenerator:
         n = num_return_sequences
         generated = torch.zeros((n, 0), dtype=torch.long)
         finished = torch.zeros(n, dtype=torch.bool)
+        pad_id = int(self.simbert.tokenizer.pad_token_id)
         for _ in range(max_new_tokens):
-            ids = torch.cat([source.expand(n, -1), generated], dim=1).to(device)
+            # Only unfinished candidates are run: finished ones just carry padding.
+            active = (~finished).nonzero()[:, 0]
+            tail = generated[active]
+            ids = torch.cat([source.expand(len(active), -1), tail], dim=1).to(device)
             types = torch.cat(
-                [torch.zeros(n, len(source), dtype=torch.long), torch.ones_like(generated)], dim=1
+                [torch.zeros(len(active), len(source), dtype=torch.long), torch.ones_like(tail)],
+                dim=1,
             ).to(device)
             batch = {
                 "input_ids": ids,
@@ -321,9 +326,9 @@ class SimBertGenerator:
             hidden, _, _ = self.simbert.forward(batch)
             logits = model.cls(hidden[:, -1]).float().cpu() / temperature
             logits[:, self.blocked] = -math.inf
-            self._block_repeats(logits, generated, no_repeat_ngram_size)
-            next_ids = self._sample(logits, top_p, generator)
-            next_ids[finished] = self.simbert.tokenizer.pad_token_id
+            self._block_repeats(logits, tail, no_repeat_ngram_size)
+            next_ids = torch.full((n,), pad_id, dtype=torch.long)
+            next_ids[active] = self._sample(logits, top_p, generator)
             generated = torch.cat([generated, next_ids[:, None]], dim=1)
             finished |= next_ids == self.sep_id
             if bool(finished.all()):
