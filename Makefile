@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STSB ?= ../shared/data/stsb-en
 
-.PHONY: help install lock format lint typecheck test test-fast test-slow cov check run eval-grid bench bench-serve bench-ot bench-flow hadolint docker-build up smoke
+.PHONY: help install lock format lint typecheck test test-fast test-slow cov check run eval-grid bench bench-serve bench-ot bench-flow bench-paraphrase hadolint docker-build up smoke
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,9 @@ eval-grid: ## The README's STS-B test grid (4 poolings x 5 transforms x fp32/int
 
 bench: ## Encoder throughput vs sentence-transformers (prints a table, writes JSON)
 	$(PY) benchmarks/encode.py
+
+bench-paraphrase: ## SimBERT quality (200 quora-para dev sources) and /paraphrase latency
+	$(PY) benchmarks/paraphrase.py --generator models/simbert-quora
 
 bench-flow: ## BERT-flow fit time and throughput next to whitening
 	$(PY) benchmarks/flow.py
