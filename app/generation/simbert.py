@@ -219,7 +219,12 @@ class SimBertModel:
                 padding=True,
                 return_tensors="pt",
             ).to(self.device)
-            hidden = self.model.bert(**batch).last_hidden_state
+            mask = batch["attention_mask"].bool()[:, None, None, :]  # bidirectional, explicit
+            hidden = self.model.bert(
+                input_ids=batch["input_ids"],
+                token_type_ids=batch["token_type_ids"],
+                attention_mask=mask,
+            ).last_hidden_state
             out.append(F.normalize(hidden[:, 0].float(), dim=1))
         return torch.cat(out) if out else torch.zeros(0, self.model.config.hidden_size)
 
@@ -241,6 +246,9 @@ class SimBertGenerator:
 
     def __init__(self, simbert: SimBertModel) -> None:
         self.simbert = simbert
+        # Lets BERT keep keys/values between steps; every call passes an explicit 4-D mask, so
+        # the flag never makes an attention causal by itself.
+        simbert.model.config.is_decoder = True
         tokenizer = simbert.tokenizer
         self.sep_id = int(tokenizer.sep_token_id)
         self.blocked = [
@@ -270,6 +278,7 @@ class SimBertGenerator:
         max_new_tokens: int = 32,
         no_repeat_ngram_size: int = 3,
         seed: int | None = None,
+        use_cache: bool = False,
     ) -> list[Paraphrase]:
         """Sample ``num_return_sequences`` candidates in one batch, return the best ``top_k``.
 
@@ -287,6 +296,11 @@ class SimBertGenerator:
             max_new_tokens: Length cap of a candidate, in tokens.
             no_repeat_ngram_size: Block repeated n-grams of this size (0: off).
             seed: Seeds the sampling; the same seed gives the same candidates.
+            use_cache: Keep the keys/values of the source and the tokens generated so far, so a
+                step runs one token (4-8x cheaper per step than recomputing 16-40 tokens at
+                n = 32). Off by default: measured end to end on the quora-para model it was
+                slower (2.08 vs 1.74 s per source, /paraphrase p50 2,077 vs 2,011 ms), since
+                all n rows then run to the end while recomputation drops finished candidates.
 
         Returns:
             Up to k paraphrases, most similar to the input first.
@@ -298,14 +312,106 @@ class SimBertGenerator:
             raise InputValidationError("text is empty")
         if not (0 < top_p <= 1 and temperature > 0 and num_return_sequences >= 1 and top_k >= 1):
             raise InputValidationError("need 0 < top_p <= 1, temperature > 0, n >= 1, k >= 1")
-        model, device = self.simbert.model, self.simbert.device
-        model.eval()
+        self.simbert.model.eval()
         generator = torch.Generator(device="cpu")
         generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31, (1,))))
         source = self.simbert.tokenizer(
             [text], truncation=True, max_length=self.simbert.max_length, return_tensors="pt"
         )["input_ids"][0]
         n = num_return_sequences
+        step = self._decode_cached if use_cache else self._decode_recomputed
+        generated = step(
+            source, n, max_new_tokens, temperature, top_p, no_repeat_ngram_size, generator
+        )
+        candidates = []
+        for row in generated.tolist():
+            tokens = row[: row.index(self.sep_id)] if self.sep_id in row else row
+            candidates.append(
+                self.simbert.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            )
+        return self._rank(text, candidates, top_k)
+
+    def _next(
+        self,
+        hidden_last: Tensor,
+        generated: Tensor,
+        temperature: float,
+        top_p: float,
+        no_repeat_ngram_size: int,
+        generator: torch.Generator,
+    ) -> Tensor:
+        """Sample the next token of each row from the last position's hidden state."""
+        logits = self.simbert.model.cls(hidden_last).float().cpu() / temperature
+        logits[:, self.blocked] = -math.inf
+        self._block_repeats(logits, generated, no_repeat_ngram_size)
+        return self._sample(logits, top_p, generator)
+
+    @torch.inference_mode()
+    def _decode_cached(
+        self,
+        source: Tensor,
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        no_repeat_ngram_size: int,
+        generator: torch.Generator,
+    ) -> Tensor:
+        from transformers import DynamicCache
+
+        model, device = self.simbert.model, self.simbert.device
+        ids = source.expand(n, -1).to(device)
+        types = torch.zeros_like(ids)
+        mask = seq2seq_attention_mask(types, torch.ones_like(ids))[:, None]
+        out = model.bert(
+            input_ids=ids,
+            token_type_ids=types,
+            attention_mask=mask,
+            past_key_values=DynamicCache(),
+            use_cache=True,
+        )
+        generated = torch.zeros((n, 0), dtype=torch.long)
+        finished = torch.zeros(n, dtype=torch.bool)
+        pad_id = int(self.simbert.tokenizer.pad_token_id)
+        length = len(source)
+        for _ in range(max_new_tokens):
+            next_ids = self._next(
+                out.last_hidden_state[:, -1],
+                generated,
+                temperature,
+                top_p,
+                no_repeat_ngram_size,
+                generator,
+            )
+            next_ids[finished] = pad_id
+            generated = torch.cat([generated, next_ids[:, None]], dim=1)
+            finished |= next_ids == self.sep_id
+            if bool(finished.all()):
+                break
+            length += 1
+            # The new target token sees the whole source and every earlier target token.
+            out = model.bert(
+                input_ids=next_ids[:, None].to(device),
+                token_type_ids=torch.ones((n, 1), dtype=torch.long, device=device),
+                attention_mask=torch.ones((n, 1, 1, length), dtype=torch.bool, device=device),
+                position_ids=torch.full((n, 1), length - 1, dtype=torch.long, device=device),
+                past_key_values=out.past_key_values,
+                use_cache=True,
+            )
+        return generated
+
+    @torch.inference_mode()
+    def _decode_recomputed(
+        self,
+        source: Tensor,
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        no_repeat_ngram_size: int,
+        generator: torch.Generator,
+    ) -> Tensor:
+        device = self.simbert.device
         generated = torch.zeros((n, 0), dtype=torch.long)
         finished = torch.zeros(n, dtype=torch.bool)
         pad_id = int(self.simbert.tokenizer.pad_token_id)
@@ -324,22 +430,15 @@ class SimBertGenerator:
                 "attention_mask": torch.ones_like(ids),
             }
             hidden, _, _ = self.simbert.forward(batch)
-            logits = model.cls(hidden[:, -1]).float().cpu() / temperature
-            logits[:, self.blocked] = -math.inf
-            self._block_repeats(logits, tail, no_repeat_ngram_size)
             next_ids = torch.full((n,), pad_id, dtype=torch.long)
-            next_ids[active] = self._sample(logits, top_p, generator)
+            next_ids[active] = self._next(
+                hidden[:, -1], tail, temperature, top_p, no_repeat_ngram_size, generator
+            )
             generated = torch.cat([generated, next_ids[:, None]], dim=1)
             finished |= next_ids == self.sep_id
             if bool(finished.all()):
                 break
-        candidates = []
-        for row in generated.tolist():
-            tokens = row[: row.index(self.sep_id)] if self.sep_id in row else row
-            candidates.append(
-                self.simbert.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-            )
-        return self._rank(text, candidates, top_k)
+        return generated
 
     def _sample(self, logits: Tensor, top_p: float, generator: torch.Generator) -> Tensor:
         probs = torch.softmax(logits, dim=-1)

@@ -120,3 +120,19 @@ def test_resume_continues_from_the_checkpoint(
     assert report.steps == 6
     assert (tmp_path / "checkpoint" / "optimizer.safetensors").is_file()
     assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pt"))
+
+
+@pytest.mark.slow
+def test_cached_decoding_equals_recomputation(tiny_simbert) -> None:  # type: ignore[no-untyped-def]
+    # At a near-zero temperature sampling is the argmax, whatever the random stream: the
+    # key/value cache must then produce exactly what recomputing every step produces.
+    folder, _, pairs = tiny_simbert
+    generator = SimBertGenerator.load(str(folder), device="cpu")
+    kwargs = {"num_return_sequences": 4, "top_k": 4, "temperature": 0.01, "max_new_tokens": 12}
+    for text in (pairs[0][0], pairs[1][0]):
+        cached = generator.generate(text, seed=0, use_cache=True, **kwargs)
+        recomputed = generator.generate(text, seed=0, use_cache=False, **kwargs)
+        assert [p.text for p in cached] == [p.text for p in recomputed]
+        np.testing.assert_allclose(
+            [p.score for p in cached], [p.score for p in recomputed], atol=1e-5
+        )
