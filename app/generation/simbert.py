@@ -230,6 +230,16 @@ class SimBertModel:
 
 
 @dataclass(frozen=True)
+class _Sampling:
+    """How each next token is drawn (see ``SimBertGenerator.generate``)."""
+
+    temperature: float
+    top_p: float
+    no_repeat_ngram_size: int
+    generator: torch.Generator
+
+
+@dataclass(frozen=True)
 class Paraphrase:
     """A generated sentence and its cosine to the input ([CLS] vectors), in [-1, 1]."""
 
@@ -319,10 +329,9 @@ class SimBertGenerator:
             [text], truncation=True, max_length=self.simbert.max_length, return_tensors="pt"
         )["input_ids"][0]
         n = num_return_sequences
-        step = self._decode_cached if use_cache else self._decode_recomputed
-        generated = step(
-            source, n, max_new_tokens, temperature, top_p, no_repeat_ngram_size, generator
-        )
+        sampling = _Sampling(temperature, top_p, no_repeat_ngram_size, generator)
+        decode = self._decode_cached if use_cache else self._decode_recomputed
+        generated = decode(source, n, max_new_tokens, sampling)
         candidates = []
         for row in generated.tolist():
             tokens = row[: row.index(self.sep_id)] if self.sep_id in row else row
@@ -331,20 +340,12 @@ class SimBertGenerator:
             )
         return self._rank(text, candidates, top_k)
 
-    def _next(
-        self,
-        hidden_last: Tensor,
-        generated: Tensor,
-        temperature: float,
-        top_p: float,
-        no_repeat_ngram_size: int,
-        generator: torch.Generator,
-    ) -> Tensor:
+    def _next(self, hidden_last: Tensor, generated: Tensor, sampling: _Sampling) -> Tensor:
         """Sample the next token of each row from the last position's hidden state."""
-        logits = self.simbert.model.cls(hidden_last).float().cpu() / temperature
+        logits = self.simbert.model.cls(hidden_last).float().cpu() / sampling.temperature
         logits[:, self.blocked] = -math.inf
-        self._block_repeats(logits, generated, no_repeat_ngram_size)
-        return self._sample(logits, top_p, generator)
+        self._block_repeats(logits, generated, sampling.no_repeat_ngram_size)
+        return self._sample(logits, sampling.top_p, sampling.generator)
 
     @torch.inference_mode()
     def _decode_cached(
@@ -352,10 +353,7 @@ class SimBertGenerator:
         source: Tensor,
         n: int,
         max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        no_repeat_ngram_size: int,
-        generator: torch.Generator,
+        sampling: _Sampling,
     ) -> Tensor:
         from transformers import DynamicCache
 
@@ -375,14 +373,7 @@ class SimBertGenerator:
         pad_id = int(self.simbert.tokenizer.pad_token_id)
         length = len(source)
         for _ in range(max_new_tokens):
-            next_ids = self._next(
-                out.last_hidden_state[:, -1],
-                generated,
-                temperature,
-                top_p,
-                no_repeat_ngram_size,
-                generator,
-            )
+            next_ids = self._next(out.last_hidden_state[:, -1], generated, sampling)
             next_ids[finished] = pad_id
             generated = torch.cat([generated, next_ids[:, None]], dim=1)
             finished |= next_ids == self.sep_id
@@ -406,10 +397,7 @@ class SimBertGenerator:
         source: Tensor,
         n: int,
         max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        no_repeat_ngram_size: int,
-        generator: torch.Generator,
+        sampling: _Sampling,
     ) -> Tensor:
         device = self.simbert.device
         generated = torch.zeros((n, 0), dtype=torch.long)
@@ -431,9 +419,7 @@ class SimBertGenerator:
             }
             hidden, _, _ = self.simbert.forward(batch)
             next_ids = torch.full((n,), pad_id, dtype=torch.long)
-            next_ids[active] = self._next(
-                hidden[:, -1], tail, temperature, top_p, no_repeat_ngram_size, generator
-            )
+            next_ids[active] = self._next(hidden[:, -1], tail, sampling)
             generated = torch.cat([generated, next_ids[:, None]], dim=1)
             finished |= next_ids == self.sep_id
             if bool(finished.all()):

@@ -558,9 +558,9 @@ class CollectionService:
         self.limits.check_sentences(queries, "queries")
         if not 1 <= top_k <= self.limits.max_top_k:
             raise BatchTooLargeError(f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}]")
-        first_k = top_k
+        first_k, measure = top_k, None
         if rerank is not None:
-            check_measure(rerank.method)
+            measure = check_measure(rerank.method)
             if not 1 <= rerank.candidates <= self.limits.max_rerank_candidates:
                 raise BatchTooLargeError(
                     f"rerank.candidates={rerank.candidates}; it must be in "
@@ -569,9 +569,9 @@ class CollectionService:
             first_k = max(top_k, rerank.candidates)
         raw = await self.batcher.encode(list(queries))
         hits = await asyncio.to_thread(collection.search, raw, first_k, where)
-        if rerank is None:
+        if measure is None:
             return hits
-        return await self._rerank(name, list(queries), hits, top_k, check_measure(rerank.method))
+        return await self._rerank(name, list(queries), hits, top_k, measure)
 
     async def _rerank(
         self,

@@ -154,16 +154,20 @@ def _score_specs(
 TRANSPORT_EVAL_METHODS = ("wmd", "wmd-idf", "wrd")
 
 
+def _check_transport_method(method: str) -> None:
+    if method not in TRANSPORT_EVAL_METHODS:
+        raise InputValidationError(
+            f"unknown method {method!r}; choose cosine, {', '.join(TRANSPORT_EVAL_METHODS)}"
+        )
+
+
 def evaluate_transport(encoder: Encoder, pairs: StsPairs, method: str) -> StsResult:
     """Spearman of WMD / WMD-idf / WRD over the last layer's token vectors (exact transport).
 
     Raises:
         InputValidationError: Unknown method.
     """
-    if method not in TRANSPORT_EVAL_METHODS:
-        raise InputValidationError(
-            f"unknown method {method!r}; choose cosine, {', '.join(TRANSPORT_EVAL_METHODS)}"
-        )
+    _check_transport_method(method)
     measure: Measure = "wrd" if method == "wrd" else "wmd"
     index: dict[str, int] = {}
     rows = [index.setdefault(s, len(index)) for s in pairs.sentences]
@@ -216,10 +220,7 @@ def evaluate_sts_grid(
     """
     transport = [m for m in methods if m != "cosine"]
     for m in transport:
-        if m not in TRANSPORT_EVAL_METHODS:
-            raise InputValidationError(
-                f"unknown method {m!r}; choose cosine, {', '.join(TRANSPORT_EVAL_METHODS)}"
-            )
+        _check_transport_method(m)  # before any model loads
     results: list[StsResult] = []
     for precision in precisions:
         base = load_encoder(replace(options, precision=precision, pooling=poolings[0]))

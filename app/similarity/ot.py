@@ -88,6 +88,23 @@ def _marginal(weights: npt.ArrayLike | None, n: int) -> Weights:
     return np.asarray(w / w.sum(), dtype=np.float64)
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS))
+
+
+def _measure_weights(
+    measure: Measure,
+    a: np.ndarray,
+    b: np.ndarray,
+    a_weights: npt.ArrayLike | None,
+    b_weights: npt.ArrayLike | None,
+) -> tuple[Weights, Weights]:
+    """The marginals of a measure: norms for WRD, given (or uniform) weights for WMD."""
+    if measure == "wrd":
+        return norm_weights(a), norm_weights(b)
+    return _marginal(a_weights, len(a)), _marginal(b_weights, len(b))
+
+
 def norm_weights(tokens: npt.ArrayLike) -> Weights:
     """WRD's weights: each token's vector norm, normalised to sum to 1, float64 (n,)."""
     norms = np.linalg.norm(np.asarray(tokens, dtype=np.float64), axis=1)
@@ -106,9 +123,7 @@ def cost_matrix(
     if metric == "euclidean":
         sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
         return np.asarray(np.sqrt(np.maximum(sq, 0.0)), dtype=np.float64)
-    xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)
-    yn = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), _EPS)
-    return np.asarray(np.clip(1.0 - xn @ yn.T, 0.0, 2.0), dtype=np.float64)
+    return np.asarray(np.clip(1.0 - _unit(x) @ _unit(y).T, 0.0, 2.0), dtype=np.float64)
 
 
 def _solve(p: Weights, q: Weights, M: np.ndarray, solver: Solver, reg: float) -> Transport:
@@ -190,12 +205,9 @@ def word_centroid_distance(
     WMD: ‖Σ p_i a_i − Σ q_j b_j‖. WRD: ½‖Σ p_i â_i − Σ q_j b̂_j‖² with unit vectors â, b̂.
     """
     x, y = _check(a, b)
+    p, q = _measure_weights(measure, x, y, a_weights, b_weights)
     if measure == "wrd":
-        p, q = norm_weights(x), norm_weights(y)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)
-        y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), _EPS)
-        return 0.5 * float(np.sum((p @ x - q @ y) ** 2))
-    p, q = _marginal(a_weights, len(x)), _marginal(b_weights, len(y))
+        return 0.5 * float(np.sum((p @ _unit(x) - q @ _unit(y)) ** 2))
     return float(np.linalg.norm(p @ x - q @ y))
 
 
@@ -207,11 +219,9 @@ def relaxed_distance(
     b_weights: npt.ArrayLike | None = None,
 ) -> float:
     """Relaxed WMD / WRD: the larger of the two one-marginal relaxations (a lower bound)."""
-    M = cost_matrix(a, b, "cosine" if measure == "wrd" else "euclidean")
-    if measure == "wrd":
-        p, q = norm_weights(a), norm_weights(b)
-    else:
-        p, q = _marginal(a_weights, M.shape[0]), _marginal(b_weights, M.shape[1])
+    x, y = _check(a, b)
+    M = cost_matrix(x, y, "cosine" if measure == "wrd" else "euclidean")
+    p, q = _measure_weights(measure, x, y, a_weights, b_weights)
     return float(max(p @ M.min(axis=1), q @ M.min(axis=0)))
 
 
