@@ -11,7 +11,11 @@ from fastapi import FastAPI
 from app import __version__
 from app.api.errors import register_exception_handlers
 from app.api.main import api_router
-from app.api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from app.api.middleware import (
+    AllowedHostsMiddleware,
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+)
 from app.core.config import Settings, get_settings
 from app.services.container import Services
 from app.services.metrics import Metrics
@@ -63,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(MetricsMiddleware, observe=observe)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.trusted_hosts())
     return app

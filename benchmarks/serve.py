@@ -124,8 +124,8 @@ def corpus(n: int) -> list[str]:
 def build_collections(indexes: Path, sentences: list[str]) -> None:
     """Write flat and hnsw collections through the store; the server indexes them at start."""
     from app.encoding.bert import BertEncoder
+    from app.index.collection import Collection
     from app.index.store import Document
-    from app.services.collections import Collection, EncoderInfo
 
     cache = RESULTS / f"serve_corpus_{len(sentences)}.npy"
     encoder = BertEncoder(device="cpu", batch_size=64)
@@ -135,10 +135,12 @@ def build_collections(indexes: Path, sentences: list[str]) -> None:
         print(f"encoding {len(sentences)} documents once (cached in {cache}) ...", flush=True)
         vectors = encoder.encode(sentences, show_progress_bar=True)
         np.save(cache, vectors)
-    info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
     docs = [Document(f"d{i}", s) for i, s in enumerate(sentences)]
+    indexes.mkdir(parents=True, exist_ok=True)
     for spec in ("flat", "hnsw"):
-        collection = Collection.create(indexes / spec, spec, spec, None, info)
+        meta = {"name": spec, "index": spec, "model": encoder.model_name}
+        meta |= {"pooling": encoder.pooling, "dimension": encoder.dimension}
+        collection = Collection.create(indexes, meta)
         for start in range(0, len(docs), 10_000):
             collection.store.upsert(docs[start : start + 10_000], vectors[start : start + 10_000])
         collection.store.close()

@@ -50,7 +50,9 @@ def require_api_key(
     if key is None:
         return
     scheme, _, given = (authorization or "").partition(" ")
+    # HTTP headers are bytes; Starlette decodes them as Latin-1, so encoding back as Latin-1
+    # gives the bytes sent, which a client sends as UTF-8 for a non-ASCII key.
     if scheme.lower() != "bearer" or not secrets.compare_digest(
-        given.encode(), key.get_secret_value().encode()
+        given.encode("latin-1"), key.get_secret_value().encode("utf-8")
     ):
         raise UnauthorizedError("missing or wrong API key: send Authorization: Bearer <key>")

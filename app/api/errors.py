@@ -27,7 +27,9 @@ from app.core.errors import (
     NotFoundError,
     NotReadyError,
     OverloadedError,
+    ReadOnlyError,
     ServiceError,
+    StorageError,
     TransformMismatchError,
     UnauthorizedError,
 )
@@ -49,6 +51,8 @@ ERROR_STATUS: dict[type[ServiceError], int] = {
     OverloadedError: 429,
     NotReadyError: 503,
     ModelLoadError: 503,
+    ReadOnlyError: 503,
+    StorageError: 507,
 }
 
 

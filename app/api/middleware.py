@@ -1,11 +1,13 @@
-"""ASGI middleware: request-body size limit and request-latency metrics."""
+"""ASGI middleware: allowed hosts, request-body size limit and request-latency metrics."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
+
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,19 +52,66 @@ class BodySizeLimitMiddleware:
         await self.app(scope, _replay([body], then=receive), send)
 
     async def _too_large(self, send: Send) -> None:
-        payload = json.dumps(
-            {
-                "error": f"request body over {self.max_bytes} bytes "
-                "(SENTSIM_MAX_REQUEST_BYTES): send fewer or shorter items per request",
-                "error_type": "payload_too_large",
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(payload)),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await send_error(
+            send,
+            413,
+            f"request body over {self.max_bytes} bytes (SENTSIM_MAX_REQUEST_BYTES): send fewer "
+            "or shorter items per request",
+            "payload_too_large",
+        )
+
+
+async def send_error(send: Send, status: int, message: str, error_type: str) -> None:
+    """Send the uniform JSON error body from middleware (outside the exception handlers)."""
+    payload = json.dumps({"error": message, "error_type": error_type}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+_HOST_ALLOWED = "sentsim.host_allowed"
+
+
+async def _mark_allowed(scope: Scope, _receive: Receive, _send: Send) -> None:
+    scope[_HOST_ALLOWED] = True
+
+
+async def _discard(_message: Message) -> None:
+    return None
+
+
+class AllowedHostsMiddleware:
+    """Answer 400 (the uniform error body) to a request whose ``Host`` is not allowed.
+
+    The matching is Starlette's ``TrustedHostMiddleware`` (exact names, ``*.example.com``,
+    ``*``); only its plain-text answer is replaced.
+
+    Args:
+        app: The wrapped app.
+        allowed_hosts: Host names (without port).
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.allowed_hosts = list(allowed_hosts)
+        self.allow_any = "*" in self.allowed_hosts
+        self._check = TrustedHostMiddleware(_mark_allowed, self.allowed_hosts, www_redirect=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_any or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self._check(scope, receive, _discard)
+        if scope.pop(_HOST_ALLOWED, False):
+            await self.app(scope, receive, send)
+            return
+        await send_error(
+            send,
+            400,
+            f"this server does not answer for that Host header; allowed: "
+            f"{', '.join(self.allowed_hosts)} (SENTSIM_ALLOWED_HOSTS)",
+            "invalid_host",
+        )
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

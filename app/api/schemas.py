@@ -9,26 +9,70 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from app.index.faiss_index import SPEC_BOUNDS, SPEC_GRAMMAR, SPEC_PATTERN
+from app.services.collections import COLLECTION_NAME_PATTERN, DOCUMENT_ID_PATTERN
 
 Scalar = str | int | float | bool | None
+
+#: Collection names, as the service checks them (the schema carries it for clients and fuzzers).
+NAME_PATTERN = f"^{COLLECTION_NAME_PATTERN}$"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_json(value: Any, where: str = "body") -> None:
+    """Refuse what a JSON body can carry but the service cannot store or answer with: strings
+    (keys included) that are not valid Unicode (lone surrogates such as ``"\\ud800"``),
+    integers outside int64 (SQLite's range), and NaN or infinities. Iterative, so any nesting
+    depth is safe.
+
+    Raises:
+        PydanticCustomError: ``invalid_json_value``, naming the field (``documents[0].text``).
+    """
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        problem = None
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                problem = "is not valid Unicode (it holds a lone surrogate, e.g. \\ud800)"
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            problem = "is an integer outside the 64-bit signed range"
+        elif isinstance(item, float) and not math.isfinite(item):
+            problem = f"holds {item}, which is not a finite number"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                label = key if _is_unicode(key) else ascii(key)
+                stack.append((key, f"a key of {path}"))
+                stack.append((child, label if path == "body" else f"{path}.{label}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+        if problem is not None:
+            raise PydanticCustomError(
+                "invalid_json_value", "{where} {problem}", {"where": path, "problem": problem}
+            )
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-
-def _finite(value: Any, where: str = "metadata") -> Any:
-    """Reject NaN and infinities anywhere in a JSON value (they are not JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where} holds {value}, which is not a finite number")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _finite(v, f"{where}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _finite(v, f"{where}[{i}]")
-    return value
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_json_values(cls, data: Any) -> Any:
+        check_json(data)
+        return data
 
 
 # --- embeddings ---------------------------------------------------------------------------
@@ -177,9 +221,11 @@ class CollectionCreate(_Body):
         allow_inf_nan=False,
         json_schema_extra={"examples": [{"name": "faq", "index": "flat"}]},
     )
-    name: str = Field(description="[a-z0-9_-]{1,64}")
+    name: str = Field(pattern=NAME_PATTERN, description="[a-z0-9_-]{1,64}")
     index: str = Field(
-        default="flat", description="flat (exact), hnsw, or a FAISS index_factory string."
+        default="flat",
+        pattern=SPEC_PATTERN,
+        description=f"{SPEC_GRAMMAR} (flat: exact; hnsw: HNSW32; {SPEC_BOUNDS}).",
     )
     whitening: WhiteningSpec | None = Field(
         default=None, description="Knobs used by POST /collections/{name}/whitening."
@@ -192,13 +238,17 @@ class CollectionCreate(_Body):
 
 
 class CollectionInfo(BaseModel):
-    """A collection: size, vector dimension, index type and transform."""
+    """A collection: size, vector dimension, index type and transform. ``status``: ``ready``;
+    ``read_only`` (the indexes folder is not writable); ``unavailable`` (it could not be opened:
+    ``reason`` says why, and only its name is known)."""
 
     name: str
-    count: int
-    dimension: int
-    index: str
-    transform: str | dict[str, Any]
+    status: Literal["ready", "read_only", "unavailable"] = "ready"
+    reason: str | None = None
+    count: int | None = None
+    dimension: int | None = None
+    index: str | None = None
+    transform: str | dict[str, Any] | None = None
 
 
 class CollectionList(BaseModel):
@@ -210,14 +260,14 @@ class CollectionList(BaseModel):
 class DocumentIn(_Body):
     """A document to store: an id (generated if omitted), its text and metadata."""
 
-    id: str | None = Field(default=None, min_length=1, max_length=256)
+    id: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=DOCUMENT_ID_PATTERN,
+        description="Any printable text, '/' included (not '.' or '..' between slashes).",
+    )
     text: str
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_is_finite(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return dict(_finite(value))
 
 
 class UpsertRequest(_Body):
@@ -354,8 +404,11 @@ class ParaphraseOut(BaseModel):
 
 
 class Health(BaseModel):
-    """Component status."""
+    """Component status. ``degraded`` (still HTTP 200, so a load balancer keeps sending reads
+    and embeddings): collections are read-only or unavailable, or a write failed; ``reasons``
+    says which and why."""
 
-    status: str
+    status: Literal["ok", "degraded", "unavailable"]
     model: str
     store: str
+    reasons: list[str] = Field(default_factory=list)

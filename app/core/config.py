@@ -7,12 +7,14 @@ pass the values on as constructor arguments.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Pooling = Literal["cls", "mean", "first_last_avg", "last2avg"]
 Precision = Literal["fp32", "bf16", "int8"]
@@ -46,6 +48,14 @@ class Settings(BaseSettings):
         max_upsert_documents: Documents in one upsert request.
         max_request_bytes: Largest request body, in bytes (larger: 413).
         max_rerank_candidates: Largest ``rerank.candidates`` of a search.
+        max_metadata_bytes: A document's metadata as UTF-8 JSON, in bytes.
+        max_metadata_depth: How deep a document's metadata may nest (``{"a": 1}``: 1).
+        max_filter_keys: Keys in one search ``filter``.
+        max_response_bytes: Text and metadata one search may return or rerank, in bytes.
+        allowed_hosts: Host names the server answers (``Host`` header; ``*.example.com`` and
+            ``*`` allowed); other hosts get 400. ``None``: only loopback names
+            (``localhost``, ``127.0.0.1``, ``::1``) when ``host`` is a loopback address — which
+            stops DNS-rebinding pages from reaching a local server — and any host otherwise.
         token_cache_mb: Memory for cached document token vectors (reranking), in MiB; 0: none.
         generator: A SimBERT checkpoint folder for ``POST /paraphrase``; unset: the route is 503.
         max_concurrent_generations: Paraphrase requests generating at the same time.
@@ -78,9 +88,36 @@ class Settings(BaseSettings):
     max_upsert_documents: int = Field(default=1000, ge=1)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_rerank_candidates: int = Field(default=200, ge=1)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=2)
+    max_metadata_depth: int = Field(default=8, ge=1)
+    max_filter_keys: int = Field(default=32, ge=1)
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = None
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """``SENTSIM_ALLOWED_HOSTS=a.example,b.example`` (a JSON list works too)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [h.strip() for h in text.split(",") if h.strip()]
+        return value
+
     token_cache_mb: float = Field(default=256.0, ge=0)
     generator: str | None = None
     max_concurrent_generations: int = Field(default=2, ge=1)
+
+    def trusted_hosts(self) -> list[str]:
+        """``allowed_hosts``, or its default for ``host`` (see the class docstring)."""
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host == "localhost"
+        return ["localhost", "127.0.0.1", "[::1]", "::1"] if loopback else ["*"]
 
 
 @lru_cache

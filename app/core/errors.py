@@ -10,6 +10,9 @@ so plain Python callers can catch them the usual way.
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class ServiceError(Exception):
     """Base class of sentsim's domain errors."""
@@ -99,3 +102,47 @@ class UnauthorizedError(ServiceError):
     """A missing or wrong API key."""
 
     error_type = "unauthorized"
+
+
+class StorageError(ServiceError):
+    """A write to the indexes folder failed (disk full, I/O error); nothing was acknowledged."""
+
+    error_type = "storage_error"
+
+
+class ReadOnlyError(StorageError):
+    """The indexes folder cannot be written (read-only mount, permissions): writes are refused."""
+
+    error_type = "read_only"
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def storage_error(what: str, exc: BaseException) -> StorageError:
+    """The domain error for a failed write, its cause named without any file path.
+
+    Args:
+        what: What was being done, e.g. ``"storing documents in collection 'faq'"``.
+        exc: The ``OSError`` or ``sqlite3`` error that was raised.
+
+    Returns:
+        ``ReadOnlyError`` when the folder is not writable, else ``StorageError``; the message
+        says what failed, why, and what to do.
+    """
+    code = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc).lower() if code is None else ""
+    if code in _READ_ONLY or "readonly" in text or "read-only" in text:
+        return ReadOnlyError(
+            f"{what} failed: the indexes folder (SENTSIM_INDEXES_DIR) is not writable "
+            "(read-only or not owned by the server's user); reads still work. Make it "
+            "writable and restart the server"
+        )
+    if code in _FULL or "full" in text:
+        reason = "the disk is full"
+        fix = "free space on the volume of the indexes folder (SENTSIM_INDEXES_DIR), then retry"
+    else:
+        reason = os.strerror(code) if code is not None else (str(exc) or type(exc).__name__)
+        fix = "check the volume of the indexes folder (SENTSIM_INDEXES_DIR), then retry"
+    return StorageError(f"{what} failed: {reason}; nothing was changed. {fix}")

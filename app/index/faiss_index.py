@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -11,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.core.errors import DimensionMismatchError, InputValidationError
+from app.core.files import fsync_dir
 from app.core.types import Embeddings
 
 Ids = npt.NDArray[np.int64]
@@ -21,33 +24,99 @@ HNSW_EF_SEARCH = 128
 HNSW_EF_CONSTRUCTION = 80
 
 
+#: What ``index`` may be. Each form is exercised (train, add, search, filtered search, remove,
+#: write, read) by tests/unit/index/test_index_specs.py; anything else is refused, since some
+#: FAISS factory strings abort the process (``HNSW0``, ``PQ4x0``) or never finish training.
+SPEC_GRAMMAR = "flat | hnsw | HNSW<M> | IVF<nlist>,Flat | IVF<nlist>,SQ8 | IVF<nlist>,PQ<m>[x<b>]"
+#: The same grammar as a regular expression (numbers are range-checked by ``parse_spec``).
+SPEC_PATTERN = (
+    r"^(flat|Flat|hnsw|HNSW[0-9]{1,4}|IVF[0-9]{1,6},(Flat|SQ8|PQ[0-9]{1,4}(x[0-9]{1,2})?))$"
+)
+SPEC_BOUNDS = "4 <= M <= 256, 1 <= nlist <= 65536, 1 <= m <= 64 dividing d, 1 <= b <= 8"
+_SPEC = re.compile(
+    r"(?P<flat>flat|Flat)|(?P<hnsw>hnsw)|HNSW(?P<M>[0-9]{1,4})"
+    r"|IVF(?P<nlist>[0-9]{1,6}),"
+    r"(?:(?P<ivf_flat>Flat)|(?P<sq8>SQ8)|PQ(?P<m>[0-9]{1,4})(?:x(?P<b>[0-9]{1,2}))?)"
+)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A parsed, range-checked index description.
+
+    Attributes:
+        factory: The FAISS ``index_factory`` string (``Flat``, ``HNSW32``, ``IVF64,PQ16x8``).
+        min_train: Vectors needed before the index can be trained (0: needs no training).
+    """
+
+    factory: str
+    min_train: int = 0
+
+
+def parse_spec(spec: str, dimension: int) -> IndexSpec:
+    """Check an index description against ``SPEC_GRAMMAR`` and its bounds.
+
+    Args:
+        spec: ``flat`` (exact), ``hnsw`` (HNSW32 with efSearch 128), ``HNSW<M>``, or an IVF
+            form: ``IVF<nlist>,Flat``, ``IVF<nlist>,SQ8``, ``IVF<nlist>,PQ<m>[x<b>]``.
+        dimension: d of the vectors.
+
+    Returns:
+        The FAISS factory string and how many vectors training needs.
+
+    Raises:
+        InputValidationError: The spec is outside the grammar or its bounds; the message
+            lists what is accepted.
+    """
+    match = _SPEC.fullmatch(spec)
+
+    def refuse(why: str) -> InputValidationError:
+        return InputValidationError(
+            f"index {spec!r} {why}; accepted: {SPEC_GRAMMAR} with {SPEC_BOUNDS} (d={dimension})"
+        )
+
+    if match is None:
+        raise refuse("is not an accepted index description")
+    if match["flat"]:
+        return IndexSpec("Flat")
+    if match["hnsw"]:
+        return IndexSpec(f"HNSW{HNSW_M}")
+    if match["M"] is not None:
+        m_links = int(match["M"])
+        if not 4 <= m_links <= 256:
+            raise refuse(f"has M={m_links}")
+        return IndexSpec(f"HNSW{m_links}")
+    nlist = int(match["nlist"])
+    if not 1 <= nlist <= 65536:
+        raise refuse(f"has nlist={nlist}")
+    if match["ivf_flat"] or match["sq8"]:
+        return IndexSpec(f"IVF{nlist},{'Flat' if match['ivf_flat'] else 'SQ8'}", nlist)
+    m, b = int(match["m"]), int(match["b"] or 8)
+    if not 1 <= m <= 64 or dimension % m:
+        raise refuse(f"has m={m}, which must be in [1, 64] and divide d={dimension}")
+    if not 1 <= b <= 8:
+        raise refuse(f"has b={b} bits per code")
+    return IndexSpec(f"IVF{nlist},PQ{m}x{b}", max(nlist, 2**b))
+
+
 def _make(spec: str, d: int) -> faiss.Index:
-    if spec == "flat":
+    factory = parse_spec(spec, d).factory
+    if factory == "Flat":
         return faiss.IndexFlatIP(d)
-    if spec == "hnsw":
-        index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    if isinstance(index, faiss.IndexHNSW):
         index.hnsw.efSearch = HNSW_EF_SEARCH
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        return index
-    if "IDMap" in spec:
-        raise InputValidationError(f"index spec {spec!r}: leave out IDMap, ids are added for you")
-    try:
-        return faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "invalid"
-        raise InputValidationError(
-            f"bad index spec {spec!r}: use 'flat', 'hnsw' or a FAISS index_factory string "
-            f"such as 'HNSW32' or 'IVF64,Flat' ({first})"
-        ) from None
+    return index
 
 
 def check_spec(spec: str, dimension: int) -> None:
-    """Raise ``InputValidationError`` unless ``spec`` builds a FAISS index of ``dimension``."""
-    _make(spec, dimension)
+    """Raise ``InputValidationError`` unless ``spec`` is an accepted index of ``dimension``."""
+    parse_spec(spec, dimension)
 
 
 class FaissIndex:
-    """A FAISS index (``IndexIDMap2`` over ``flat``, ``hnsw`` or a factory string).
+    """A FAISS index (``IndexIDMap2`` over one of the forms of ``SPEC_GRAMMAR``).
 
     Vectors must be L2-normalised float32 (n, d); scores are inner products, i.e. cosine
     similarity in [-1, 1], higher is more similar. Indexes that need training (IVF, PQ) are
@@ -56,10 +125,11 @@ class FaissIndex:
 
     Args:
         dimension: d.
-        spec: ``flat`` (exact), ``hnsw`` (HNSW32, approximate) or a FAISS factory string.
+        spec: An index description (``parse_spec``): ``flat`` (exact), ``hnsw`` (HNSW32,
+            approximate), ``IVF64,Flat``...
 
     Raises:
-        InputValidationError: The spec does not build.
+        InputValidationError: The spec is not accepted by ``parse_spec``.
     """
 
     def __init__(self, dimension: int, spec: str = "flat") -> None:
@@ -74,8 +144,8 @@ class FaissIndex:
         index = cls(dimension, spec)
         if not index._index.is_trained:
             try:
-                if len(vectors) == 0:
-                    raise RuntimeError("nothing to train on")
+                if len(vectors) < parse_spec(spec, dimension).min_train:
+                    raise RuntimeError("too few vectors to train on")
                 index._index.train(np.ascontiguousarray(vectors, dtype=np.float32))
             except RuntimeError:  # too few vectors to train on: exact search meanwhile
                 index = cls(dimension, "flat")
@@ -157,23 +227,25 @@ class FaissIndex:
         return D.astype(np.float32), I.astype(np.int64)
 
     def save(self, path: str | Path) -> None:
-        """Write the index atomically: a temporary file beside ``path``, fsync, rename."""
+        """Write the index atomically: a temporary file beside ``path``, fsync, rename.
+
+        Raises:
+            OSError: The file could not be written (disk full, read-only...); ``path`` is
+                left as it was.
+        """
         target = Path(path)
+        data = faiss.serialize_index(self._index)  # in memory, so write errors are OSErrors
         fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
-        os.close(fd)
         try:
-            faiss.write_index(self._index, tmp)
-            with open(tmp, "rb") as f:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.tobytes())
+                f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(target.parent)
 
     @classmethod
     def load(cls, path: str | Path, dimension: int, spec: str) -> FaissIndex | None:

@@ -58,16 +58,44 @@ class DocumentStore:
     """SQLite file of one collection. Thread-safe: one connection behind a lock.
 
     Args:
-        path: The SQLite file (created with its tables if missing).
+        path: The SQLite file (created with its tables if missing, unless ``read_only``).
+        read_only: Open for reading only, for a folder that cannot be written: SQLite's
+            ``mode=ro``, or, where the WAL's shared-memory file cannot be made either,
+            ``immutable=1`` (the last checkpointed state).
+
+    Raises:
+        sqlite3.Error: The file cannot be opened (or, read-only, does not exist).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        if read_only:
+            self._db = self._connect_read_only()
+            return
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error:
+            self._db.close()
+            raise
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        error: sqlite3.Error | None = None
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            db = sqlite3.connect(uri + query, uri=True, check_same_thread=False)
+            try:
+                db.execute("SELECT COUNT(*) FROM meta").fetchone()
+            except sqlite3.Error as exc:
+                db.close()
+                error = exc
+            else:
+                return db
+        assert error is not None
+        raise error
 
     def close(self) -> None:
         """Close the connection."""
@@ -149,8 +177,7 @@ class DocumentStore:
         """The documents with these seqs (missing ones are left out), keyed by seq."""
         found: dict[int, Document] = {}
         with self._lock:
-            for start in range(0, len(seqs), 500):
-                chunk = [int(s) for s in seqs[start : start + 500]]
+            for chunk in _chunks(seqs):
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
                     f"SELECT id, text, metadata, seq FROM documents WHERE seq IN ({marks})", chunk
@@ -168,6 +195,9 @@ class DocumentStore:
     def filter_seqs(self, where: dict[str, Scalar]) -> np.ndarray:
         """Seqs of the documents whose metadata equals ``where`` on every key, int64 (m,).
 
+        Keys are matched as whole top-level keys (any characters, dots and quotes included);
+        values by JSON type and value (``1`` matches ``1`` and ``1.0``, not ``"1"`` or ``true``).
+
         Raises:
             InputValidationError: A filter value is not a JSON scalar.
         """
@@ -176,20 +206,34 @@ class DocumentStore:
         for key, value in where.items():
             if isinstance(value, dict | list):
                 raise InputValidationError(f"filter value of {key!r} must be a scalar")
-            path = "$." + json.dumps(key)  # quoted, so keys may hold dots or spaces
-            if value is None:
-                clauses.append("json_type(metadata, ?) = 'null'")
-                params.append(path)
-            elif isinstance(value, bool):
-                clauses.append("json_type(metadata, ?) = ?")
-                params += [path, "true" if value else "false"]
+            args: list[Scalar]
+            if value is None or isinstance(value, bool):
+                test, args = "type = ?", ["null" if value is None else str(value).lower()]
+            elif isinstance(value, int | float):
+                test, args = "type IN ('integer', 'real') AND value = ?", [value]
             else:
-                clauses.append("json_extract(metadata, ?) = ?")
-                params += [path, value]
+                test, args = "type = 'text' AND value = ?", [value]
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(metadata) WHERE key = ? AND {test})")
+            params += [key, *args]
         sql = "SELECT seq FROM documents" + (" WHERE " + " AND ".join(clauses) if clauses else "")
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def sizes(self, seqs: Sequence[int]) -> dict[int, int]:
+        """Bytes of text (UTF-8) and metadata (JSON) of each of these documents, keyed by seq
+        (missing ones left out), read without loading them."""
+        found: dict[int, int] = {}
+        with self._lock:
+            for chunk in _chunks(seqs):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT seq, length(CAST(text AS BLOB)) + length(metadata) FROM documents "
+                    f"WHERE seq IN ({marks})",
+                    chunk,
+                )
+                found.update((int(seq), int(size)) for seq, size in rows)
+        return found
 
     def iter_vectors(
         self, batch: int = 8192, seqs: Sequence[int] | np.ndarray | None = None
@@ -223,3 +267,9 @@ class DocumentStore:
         seqs = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return seqs, vectors
+
+
+def _chunks(seqs: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+    """``seqs`` as lists of at most ``size`` ints (SQLite bounds the parameters per query)."""
+    for start in range(0, len(seqs), size):
+        yield [int(s) for s in seqs[start : start + size]]

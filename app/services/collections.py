@@ -1,29 +1,29 @@
 """Collections: named sets of documents searchable by meaning, that survive restarts.
 
-Each collection is a folder under the indexes directory:
+The store+index aggregate of one collection is ``app.index.collection.Collection``; this
+service keeps the registry around it: every collection under the indexes folder, opened (or
+listed as unavailable, with the reason, when it cannot be), the encoder behind them, their
+transforms (a named fitted transform from the models folder, or the collection's own
+BERT-whitening in a ``whitening-<id>/`` folder), request limits, and reranking.
 
-- ``store.sqlite``: documents, metadata and raw encoder vectors (the source of truth);
-- ``index.faiss``: a FAISS ``IndexIDMap2`` of the corrected, L2-normalised vectors — a cache,
-  saved by atomic replace and reconciled with the store on start-up (stale ids removed,
-  missing ones added from the stored raw vectors, no re-encoding);
-- ``whitening/``: the collection's BERT-whitening, once fitted on its own documents.
-
-Instead of its own whitening, a collection may name a fitted transform under the models folder
-(``sentsim fit-whitening`` or ``sentsim fit-flow`` output), applied to documents and queries.
+Storage faults: a failed write raises ``StorageError`` and marks the service degraded (see
+``health``) until a later write succeeds; an indexes folder that cannot be written at start-up
+opens every collection read-only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,53 +34,37 @@ from app.core.errors import (
     InputValidationError,
     NotFoundError,
     NotReadyError,
+    ReadOnlyError,
     ServiceError,
+    StorageError,
+    storage_error,
 )
-from app.core.types import Embeddings
-from app.index.faiss_index import FaissIndex, check_spec
+from app.index.collection import STORE_FILE, TRASH_PREFIX, Collection, SearchHit, sweep
+from app.index.faiss_index import check_spec
 from app.index.store import Document, DocumentStore, Scalar
 from app.services.batching import MicroBatcher
+from app.services.limits import Limits
 from app.services.transforms import TransformRegistry
 from app.services.transport import TokenCache, check_measure
 from app.similarity.ot import Measure, distance_to_score, top_k_transport
 from app.transforms.base import EmbeddingTransform
-from app.transforms.normalize import l2_normalize
 from app.transforms.whitening import Whitening
 
 logger = logging.getLogger(__name__)
 
-NAME_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
-INDEX_FILE = "index.faiss"
-STORE_FILE = "store.sqlite"
+#: Collection names (full match).
+COLLECTION_NAME_PATTERN = r"[a-z0-9_-]{1,64}"
+_CHAR, _FIRST = r"[^/\x00-\x1f\x7f]", r"[^/.\x00-\x1f\x7f]"  # no '/' or control; no '.'
+_SEGMENT = rf"(?:{_FIRST}{_CHAR}*|\.{_FIRST}{_CHAR}*|\.\.{_CHAR}+)"  # not '', '.' or '..'
+
+#: Document ids: printable text whose '/'-separated parts are neither empty nor '.' / '..'
+#: (clients rewrite those in URLs), so that every stored id is reachable at /documents/{id}.
+DOCUMENT_ID_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+_NAME = re.compile(COLLECTION_NAME_PATTERN)
+_DOCUMENT_ID = re.compile(DOCUMENT_ID_PATTERN)
 WHITENING_DIR = "whitening"
 
-
-@dataclass(frozen=True)
-class Limits:
-    """Request limits (sentences, characters, documents, neighbours)."""
-
-    max_client_batch_size: int = 256
-    max_sentence_chars: int = 10_000
-    max_top_k: int = 100
-    max_upsert_documents: int = 1000
-    max_rerank_candidates: int = 200
-
-    def check_sentences(self, sentences: Sequence[str], what: str = "sentences") -> None:
-        """Raise ``EmptyInputError`` / ``BatchTooLargeError`` for empty or oversize input."""
-        if not sentences:
-            raise EmptyInputError(f"no {what} given")
-        if len(sentences) > self.max_client_batch_size:
-            raise BatchTooLargeError(
-                f"{len(sentences)} {what} in one request; the limit is "
-                f"{self.max_client_batch_size} (SENTSIM_MAX_CLIENT_BATCH_SIZE): split the request"
-            )
-        for i, s in enumerate(sentences):
-            if not s.strip():
-                raise EmptyInputError(f"{what}[{i}] is empty")
-            if len(s) > self.max_sentence_chars:
-                raise BatchTooLargeError(
-                    f"{what}[{i}] has {len(s)} characters; the limit is {self.max_sentence_chars}"
-                )
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,30 +74,6 @@ class EncoderInfo:
     model: str
     pooling: str
     dimension: int
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One search result.
-
-    Attributes:
-        id: The document's id.
-        text: The document's text.
-        score: The final score, higher is closer: cosine of the (corrected) vectors in
-            [-1, 1], or after a rerank 1 - WRD in [-1, 1] / 1 / (1 + WMD) in (0, 1].
-        metadata: The document's metadata.
-        seq: The document's key in the index (internal).
-        vector_score: After a rerank, the first stage's cosine.
-        distance: After a rerank, the WMD / WRD distance (lower is closer).
-    """
-
-    id: str
-    text: str
-    score: float
-    metadata: dict[str, Any]
-    seq: int = -1
-    vector_score: float | None = None
-    distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,254 +98,18 @@ class WhiteningConfig:
     gamma: float = 1.0
 
 
-class Collection:
-    """One collection: its store, its index and its optional whitening. Thread-safe.
+def _label(model: object) -> str:
+    """A model's name for messages: a local checkpoint by its folder name, not its path."""
+    return Path(model).name if isinstance(model, str) and os.path.isabs(model) else str(model)
 
-    Use ``Collection.create`` or ``Collection.open``.
-    """
 
-    def __init__(
-        self,
-        folder: Path,
-        store: DocumentStore,
-        meta: dict[str, Any],
-        transform: EmbeddingTransform | None,
-    ) -> None:
-        self.folder = folder
-        self.store = store
-        self.meta = meta
-        self.transform = transform
-        self.lock = threading.RLock()
-        empty = np.zeros((0, self.vector_dimension), np.float32)
-        self.index = FaissIndex.build(
-            self.vector_dimension, meta["index"], np.zeros(0, np.int64), empty
-        )
-        self.stale = 0  # ids in the index whose document is gone (index types without remove)
-
-    @property
-    def name(self) -> str:
-        """The collection's name."""
-        return str(self.meta["name"])
-
-    @property
-    def vector_dimension(self) -> int:
-        """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
-        return self.transform.n_components if self.transform else int(self.meta["dimension"])
-
-    @classmethod
-    def create(
-        cls,
-        folder: Path,
-        name: str,
-        index: str,
-        whitening: WhiteningConfig | None,
-        encoder: EncoderInfo,
-        transform_name: str | None = None,
-        transform: EmbeddingTransform | None = None,
-    ) -> Collection:
-        """Create the folder, the store and an empty index (``transform``: a named, fitted
-        transform from the models folder, used instead of the collection's own whitening)."""
-        check_spec(index, encoder.dimension)
-        if whitening and whitening.n_components and whitening.n_components > encoder.dimension:
-            raise InputValidationError(
-                f"whitening k={whitening.n_components} exceeds the model's dimension "
-                f"d={encoder.dimension}"
-            )
-        folder.mkdir(parents=True)
-        store = DocumentStore(folder / STORE_FILE)
-        meta = {
-            "name": name,
-            "index": index,
-            "whitening": None if whitening is None else whitening.__dict__,
-            "model": encoder.model,
-            "pooling": encoder.pooling,
-            "dimension": encoder.dimension,
-            "transform_name": transform_name,
-        }
-        store.set_meta(**meta)
-        collection = cls(folder, store, meta, transform)
-        collection.checkpoint()
-        return collection
-
-    @classmethod
-    def open(
-        cls, folder: Path, encoder: EncoderInfo, transforms: TransformRegistry | None = None
-    ) -> Collection:
-        """Open a collection and reconcile its index with the store.
-
-        Raises:
-            ConflictError: It was built with another model, pooling or dimension, or its
-                named transform cannot be loaded.
-        """
-        store = DocumentStore(folder / STORE_FILE)
-        meta = store.get_meta()
-        built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
-        if built != (encoder.model, encoder.pooling, encoder.dimension):
-            store.close()
-            raise ConflictError(
-                f"collection {folder.name!r} was built with model {built[0]!r}, pooling "
-                f"{built[1]!r}, d={built[2]}; the server runs {encoder.model!r}, "
-                f"{encoder.pooling!r}, d={encoder.dimension}"
-            )
-        transform: EmbeddingTransform | None = None
-        if meta.get("transform_name"):
-            try:
-                if transforms is None:
-                    raise NotFoundError("no models folder to load it from")
-                transform = transforms.get(meta["transform_name"])
-            except ServiceError as exc:
-                store.close()
-                raise ConflictError(
-                    f"collection {folder.name!r} uses transform {meta['transform_name']!r}: {exc}"
-                ) from exc
-        elif (folder / WHITENING_DIR).is_dir():
-            transform = Whitening.load(folder / WHITENING_DIR, dimension=encoder.dimension)
-        collection = cls(folder, store, meta, transform)
-        collection.reconcile()
-        return collection
-
-    def prepare(self, raw: Embeddings) -> Embeddings:
-        """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
-        x = raw if self.transform is None else self.transform.transform(raw)
-        return l2_normalize(x)
-
-    def reconcile(self) -> None:
-        """Make the index hold exactly the store's documents, saving it if it changed."""
-        with self.lock:
-            loaded = FaissIndex.load(
-                self.folder / INDEX_FILE, self.vector_dimension, self.meta["index"]
-            )
-            if loaded is None:
-                logger.info("collection %s: index missing or unreadable, rebuilding", self.name)
-                self.rebuild()
-                return
-            self.index = loaded
-            seqs, indexed = self.store.seqs(), self.index.ids()
-            stale = np.setdiff1d(indexed, seqs)
-            missing = np.setdiff1d(seqs, indexed)
-            if len(stale) and not self.index.remove(stale):
-                self.stale = len(stale)
-            for batch_seqs, raw in self.store.iter_vectors(seqs=missing):
-                self.index.add(batch_seqs, self.prepare(raw))
-            if len(stale) or len(missing):
-                logger.info(
-                    "collection %s: index reconciled (%d stale, %d added)",
-                    self.name,
-                    len(stale),
-                    len(missing),
-                )
-                self.checkpoint()
-
-    def rebuild(self) -> None:
-        """Build the index afresh from every stored vector (training it if it needs it)."""
-        with self.lock:
-            seqs, vectors = self._all_prepared()
-            self.index = FaissIndex.build(self.vector_dimension, self.meta["index"], seqs, vectors)
-            self.stale = 0
-            self.checkpoint()
-
-    def _all_prepared(self) -> tuple[np.ndarray, Embeddings]:
-        parts = [(s, self.prepare(v)) for s, v in self.store.iter_vectors()]
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros((0, self.vector_dimension), np.float32)
-        return np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
-
-    def checkpoint(self) -> None:
-        """Save the index (atomic replace)."""
-        with self.lock:
-            self.index.save(self.folder / INDEX_FILE)
-
-    def upsert(self, documents: Sequence[Document], raw: Embeddings) -> list[str]:
-        """Store documents with their raw vectors (committed first), then index them."""
-        with self.lock:
-            seqs, replaced = self.store.upsert(documents, raw)
-            if replaced and not self.index.remove(np.array(replaced, np.int64)):
-                self.stale += len(replaced)
-            if self.index.exact_fallback or self.stale > max(1000, self.index.ntotal // 5):
-                self.rebuild()  # train a waiting IVF index, or drop many stale ids
-            else:
-                self.index.add(np.array(seqs, np.int64), self.prepare(raw))
-        return [d.id for d in documents]
-
-    def delete(self, doc_id: str) -> None:
-        """Delete a document.
-
-        Raises:
-            NotFoundError: No document has this id.
-        """
-        with self.lock:
-            seq = self.store.delete(doc_id)
-            if seq is None:
-                raise NotFoundError(f"collection {self.name!r} has no document {doc_id!r}")
-            if not self.index.remove(np.array([seq], np.int64)):
-                self.stale += 1
-
-    def search(
-        self, raw_queries: Embeddings, top_k: int, where: dict[str, Scalar] | None
-    ) -> list[list[SearchHit]]:
-        """The ``top_k`` nearest documents of each raw query vector (q, d)."""
-        with self.lock:
-            allowed = None if where is None else self.store.filter_seqs(where)
-            if self.index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
-                return [[] for _ in raw_queries]
-            scores, seqs = self.index.search(self.prepare(raw_queries), top_k + self.stale, allowed)
-            docs = self.store.get_by_seqs(np.unique(seqs[seqs >= 0]).tolist())
-        results = []
-        for row_scores, row_seqs in zip(scores, seqs, strict=True):
-            hits = [
-                SearchHit(docs[s].id, docs[s].text, float(score), docs[s].metadata, int(s))
-                for score, s in zip(row_scores, row_seqs, strict=True)
-                if s in docs
-            ]
-            results.append(hits[:top_k])
-        return results
-
-    def refit_whitening(self, config: WhiteningConfig) -> None:
-        """Fit whitening on the collection's own raw vectors and rebuild its index.
-
-        Raises:
-            EmptyInputError: The collection has no documents.
-            InputValidationError: k exceeds the dimension.
-        """
-        if self.meta.get("transform_name"):
-            raise ConflictError(
-                f"collection {self.name!r} uses the named transform "
-                f"{self.meta['transform_name']!r}; create one without it to fit its own whitening"
-            )
-        with self.lock:
-            whitening = Whitening(
-                config.n_components,
-                beta=config.beta,
-                gamma=config.gamma,
-                model=self.meta["model"],
-                pooling=self.meta["pooling"],
-            ).fit(raw for _, raw in self.store.iter_vectors())
-            staging = self.folder / (WHITENING_DIR + ".new")
-            shutil.rmtree(staging, ignore_errors=True)
-            whitening.save(staging)
-            shutil.rmtree(self.folder / WHITENING_DIR, ignore_errors=True)
-            staging.rename(self.folder / WHITENING_DIR)
-            self.transform = whitening
-            self.meta["whitening"] = config.__dict__
-            self.store.set_meta(whitening=config.__dict__)
-            self.rebuild()
-
-    def info(self) -> dict[str, Any]:
-        """``{"name", "count", "dimension", "index", "transform"}`` (the wire shape)."""
-        transform: dict[str, Any] | str = "none"
-        if self.transform is not None:
-            meta = self.transform.metadata
-            keys = ("type", "n_components", "beta", "gamma", "steps", "n_fitted")
-            transform = {k: meta[k] for k in keys if k in meta}
-            if self.meta.get("transform_name"):
-                transform["name"] = self.meta["transform_name"]
-        return {
-            "name": self.name,
-            "count": self.store.count(),
-            "dimension": self.vector_dimension,
-            "index": self.meta["index"],
-            "transform": transform,
-        }
+def _reason(exc: BaseException) -> str:
+    """Why a collection could not be opened, without file paths or library internals."""
+    if isinstance(exc, ServiceError):
+        return str(exc)
+    if isinstance(exc, OSError) or type(exc).__module__ == "sqlite3":
+        return str(storage_error("opening it", exc))
+    return f"it could not be opened ({type(exc).__name__}); the server log has the details"
 
 
 class CollectionService:
@@ -418,31 +142,123 @@ class CollectionService:
         self.encode_tokens = encode_tokens
         self.token_cache = token_cache or TokenCache(0)
         self.transforms = transforms
+        #: Why the indexes folder is read-only (``None``: it is writable).
+        self.read_only: str | None = None
+        #: The last failed write's error, until a write succeeds again.
+        self.fault: str | None = None
         self._collections: dict[str, Collection] = {}
+        self._unavailable: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    # --- lifecycle ----------------------------------------------------------------------
+
     def open_all(self) -> None:
-        """Open (and reconcile) every collection folder; log and skip unusable ones."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        for folder in sorted(p for p in self.root.iterdir() if (p / STORE_FILE).is_file()):
+        """Open (and reconcile) every collection; one that fails is listed as unavailable
+        with the reason, and the others open regardless. An indexes folder that cannot be
+        written opens them all read-only."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{uuid.uuid4().hex[:8]}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            self.read_only = str(storage_error("writing to the indexes folder", exc))
+            logger.warning("indexes folder is read-only: %s", self.read_only)
+        else:
+            sweep(self.root)
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.iterdir()):
+            if folder.name.startswith(".") or not (folder / STORE_FILE).is_file():
+                continue
             try:
-                self._collections[folder.name] = Collection.open(
-                    folder, self.encoder, self.transforms
+                self._collections[folder.name] = self._open(folder)
+            except Exception as exc:  # noqa: BLE001 - one collection never stops the rest
+                logger.warning("collection %s is unavailable", folder.name, exc_info=exc)
+                self._unavailable[folder.name] = _reason(exc)
+
+    def _open(self, folder: Path) -> Collection:
+        store = DocumentStore(folder / STORE_FILE, read_only=self.read_only is not None)
+        try:
+            meta = store.get_meta()
+            built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
+            encoder = (self.encoder.model, self.encoder.pooling, self.encoder.dimension)
+            if built != encoder:
+                raise ConflictError(
+                    f"it was built with model {_label(built[0])!r}, pooling {built[1]!r}, "
+                    f"d={built[2]}; the server runs {_label(encoder[0])!r}, {encoder[1]!r}, "
+                    f"d={encoder[2]}"
                 )
-            except ConflictError as exc:
-                logger.warning("skipping collection: %s", exc)
+            collection = Collection(
+                folder, store, self._load_transform(folder, meta), writable=self.read_only is None
+            )
+            collection.reconcile()
+        except BaseException:
+            store.close()
+            raise
+        if self.read_only is None:
+            current = meta.get("whitening_dir")
+            for leftover in folder.glob(f"{WHITENING_DIR}*"):
+                if leftover.name != current and leftover.is_dir() and current is not None:
+                    shutil.rmtree(leftover, ignore_errors=True)
+        return collection
+
+    def _load_transform(self, folder: Path, meta: dict[str, Any]) -> EmbeddingTransform | None:
+        if meta.get("transform_name"):
+            if self.transforms is None:
+                raise NotFoundError("it uses a named transform and there is no models folder")
+            try:
+                return self.transforms.get(meta["transform_name"])
+            except ServiceError as exc:
+                raise ConflictError(f"its transform {meta['transform_name']!r}: {exc}") from None
+        # Collections from before versioned folders kept their whitening in whitening/.
+        own = folder / (meta.get("whitening_dir") or WHITENING_DIR)
+        if own.is_dir():
+            return Whitening.load(own, dimension=self.encoder.dimension)
+        return None
 
     def close(self) -> None:
         """Checkpoint every index and close the stores."""
         with self._lock:
             for collection in self._collections.values():
-                collection.checkpoint()
-                collection.store.close()
+                collection.close()
             self._collections.clear()
+
+    def health(self) -> list[str]:
+        """Why the collections are degraded: read-only folder, unavailable collections, failed
+        writes, index files that could not be saved. Empty when all is well."""
+        reasons = [] if self.read_only is None else [f"read-only: {self.read_only}"]
+        reasons += [f"collection {n!r} unavailable: {r}" for n, r in self._unavailable.items()]
+        if self.fault is not None:
+            reasons.append(f"last write failed: {self.fault}")
+        reasons += [c.fault for c in list(self._collections.values()) if c.fault is not None]
+        return reasons
+
+    def _writing(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a write; a ``StorageError`` marks the service degraded, a success clears it."""
+        try:
+            result = fn(*args)
+        except StorageError as exc:
+            if not isinstance(exc, ReadOnlyError):
+                self.fault = str(exc)
+            raise
+        self.fault = None
+        return result
+
+    def _check_writable(self, what: str) -> None:
+        if self.read_only is not None:
+            raise ReadOnlyError(f"{what} refused: {self.read_only}")
+
+    # --- collections --------------------------------------------------------------------
 
     def _get(self, name: str) -> Collection:
         collection = self._collections.get(name)
         if collection is None:
+            if name in self._unavailable:
+                raise NotReadyError(
+                    f"collection {name!r} is unavailable: {self._unavailable[name]}. "
+                    "Fix the cause and restart, or delete the collection"
+                )
             raise NotFoundError(f"no collection named {name!r}; create it with POST /collections")
         return collection
 
@@ -459,9 +275,11 @@ class CollectionService:
             InputValidationError: Bad name or index spec, or both whitening and a transform.
             NotFoundError, TransformMismatchError: The named transform is missing or unfit.
             ConflictError: The name is taken.
+            StorageError: The folder could not be written (nothing is left behind).
         """
-        if not NAME_PATTERN.match(name):
+        if not _NAME.fullmatch(name):
             raise InputValidationError(f"collection name {name!r} must match [a-z0-9_-]{{1,64}}")
+        d = self.encoder.dimension
         fitted = None
         if transform is not None:
             if whitening is not None:
@@ -469,38 +287,106 @@ class CollectionService:
             if self.transforms is None:
                 raise NotFoundError("this service has no models folder for named transforms")
             fitted = self.transforms.get(transform)
-        with self._lock:
-            if name in self._collections or (self.root / name).exists():
-                raise ConflictError(f"collection {name!r} already exists")
-            collection = Collection.create(
-                self.root / name, name, index, whitening, self.encoder, transform, fitted
+        check_spec(index, fitted.n_components if fitted else d)
+        if whitening and whitening.n_components and whitening.n_components > d:
+            raise InputValidationError(
+                f"whitening k={whitening.n_components} exceeds the model's dimension d={d}"
             )
+        self._check_writable(f"creating collection {name!r}")
+        meta = {
+            "name": name,
+            "index": index,
+            "whitening": None if whitening is None else asdict(whitening),
+            "model": self.encoder.model,
+            "pooling": self.encoder.pooling,
+            "dimension": d,
+            "transform_name": transform,
+        }
+        with self._lock:
+            if (
+                name in self._collections
+                or name in self._unavailable
+                or (self.root / name).exists()
+            ):
+                raise ConflictError(f"collection {name!r} already exists")
+            collection = self._writing(Collection.create, self.root, meta, fitted)
             self._collections[name] = collection
-        return collection.info()
+        return self._info(collection)
 
     def list_collections(self) -> list[dict[str, Any]]:
-        """Every collection's info, by name."""
-        return [c.info() for _, c in sorted(self._collections.items())]
+        """Every collection's info, by name; unavailable ones with their reason."""
+        infos = []
+        for collection in list(self._collections.values()):
+            try:
+                infos.append(self._info(collection))
+            except NotFoundError:  # deleted while listing
+                continue
+        infos += [self._unavailable_info(n, r) for n, r in self._unavailable.items()]
+        return sorted(infos, key=lambda info: str(info["name"]))
 
     def info(self, name: str) -> dict[str, Any]:
-        """One collection's info. Raises ``NotFoundError``."""
-        return self._get(name).info()
+        """One collection's info (an unavailable one's status and reason). Raises
+        ``NotFoundError``."""
+        if name in self._unavailable:
+            return self._unavailable_info(name, self._unavailable[name])
+        return self._info(self._get(name))
+
+    @staticmethod
+    def _unavailable_info(name: str, reason: str) -> dict[str, Any]:
+        return {"name": name, "status": "unavailable", "reason": reason}
+
+    def _info(self, collection: Collection) -> dict[str, Any]:
+        """``{"name", "status", "count", "dimension", "index", "transform"}`` (the wire shape)."""
+        transform: dict[str, Any] | str = "none"
+        if collection.transform is not None:
+            meta = collection.transform.metadata  # type: ignore[attr-defined]  # ours have it
+            keys = ("type", "n_components", "beta", "gamma", "steps", "n_fitted")
+            transform = {k: meta[k] for k in keys if k in meta}
+            if collection.meta.get("transform_name"):
+                transform["name"] = collection.meta["transform_name"]
+        return {
+            "name": collection.name,
+            "status": "ready" if collection.writable else "read_only",
+            "count": collection.count(),
+            "dimension": collection.vector_dimension,
+            "index": collection.meta["index"],
+            "transform": transform,
+        }
 
     def delete(self, name: str) -> None:
-        """Delete a collection and its files. Raises ``NotFoundError``."""
+        """Delete a collection and its files, all or nothing: a failure leaves it usable.
+
+        Raises:
+            NotFoundError: No such collection.
+            StorageError: The folder could not be moved (the collection is unchanged).
+        """
+        self._check_writable(f"deleting collection {name!r}")
         with self._lock:
+            if name in self._unavailable:
+                self._writing(self._remove_folder, name)
+                del self._unavailable[name]
+                return
             collection = self._get(name)
-            with collection.lock:
-                collection.store.close()
-                shutil.rmtree(collection.folder)
+            self._writing(collection.destroy)
             del self._collections[name]
-        self.token_cache.drop(name)
+        self.token_cache.drop(collection.uid)
+
+    def _remove_folder(self, name: str) -> None:
+        trash = self.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            (self.root / name).rename(trash)
+        except OSError as exc:
+            raise storage_error(f"deleting collection {name!r}", exc) from None
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # --- documents ----------------------------------------------------------------------
 
     async def upsert(self, name: str, documents: Sequence[Document]) -> list[str]:
         """Encode and store documents (an existing id is replaced); return their ids.
 
         Raises:
             NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
+            StorageError: Nothing was stored.
         """
         collection = self._get(name)
         if len(documents) > self.limits.max_upsert_documents:
@@ -510,32 +396,33 @@ class CollectionService:
             )
         if not documents:
             raise EmptyInputError("no documents given")
-        texts = [d.text for d in documents]
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise EmptyInputError(f"documents[{i}].text is empty")
-            if len(text) > self.limits.max_sentence_chars:
-                raise BatchTooLargeError(
-                    f"documents[{i}].text has {len(text)} characters; the limit is "
-                    f"{self.limits.max_sentence_chars}"
-                )
+        for i, doc in enumerate(documents):
+            self.limits.check_text(doc.text, f"documents[{i}].text")
+            self.limits.check_metadata(doc.metadata, f"documents[{i}].metadata")
+            if doc.id:
+                check_document_id(doc.id, f"documents[{i}].id")
+        self._check_writable(f"storing documents in collection {name!r}")
         docs = [d if d.id else Document(uuid.uuid4().hex, d.text, d.metadata) for d in documents]
         ids = [d.id for d in docs]
         if len(set(ids)) != len(ids):
             raise InputValidationError("document ids repeat within the request")
-        raw = await self.batcher.encode(texts)
-        return await asyncio.to_thread(collection.upsert, docs, raw)
+        raw = await self.batcher.encode([d.text for d in docs])
+        return await asyncio.to_thread(self._writing, collection.upsert, docs, raw)
 
     def get_document(self, name: str, doc_id: str) -> Document:
         """A stored document. Raises ``NotFoundError``."""
-        doc = self._get(name).store.get(doc_id)
+        doc = self._get(name).get(doc_id)
         if doc is None:
             raise NotFoundError(f"collection {name!r} has no document {doc_id!r}")
         return doc
 
     def delete_document(self, name: str, doc_id: str) -> None:
-        """Delete a document. Raises ``NotFoundError``."""
-        self._get(name).delete(doc_id)
+        """Delete a document. Raises ``NotFoundError``, ``StorageError``."""
+        collection = self._get(name)
+        self._check_writable(f"deleting a document of collection {name!r}")
+        self._writing(collection.delete, doc_id)
+
+    # --- search -------------------------------------------------------------------------
 
     async def search(
         self,
@@ -556,8 +443,11 @@ class CollectionService:
         """
         collection = self._get(name)
         self.limits.check_sentences(queries, "queries")
+        self.limits.check_filter(where)
         if not 1 <= top_k <= self.limits.max_top_k:
-            raise BatchTooLargeError(f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}]")
+            raise BatchTooLargeError(
+                f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}] (SENTSIM_MAX_TOP_K)"
+            )
         first_k, measure = top_k, None
         if rerank is not None:
             measure = check_measure(rerank.method)
@@ -568,14 +458,16 @@ class CollectionService:
                 )
             first_k = max(top_k, rerank.candidates)
         raw = await self.batcher.encode(list(queries))
-        hits = await asyncio.to_thread(collection.search, raw, first_k, where)
+        hits = await asyncio.to_thread(
+            collection.search, raw, first_k, where, self.limits.check_response_bytes
+        )
         if measure is None:
             return hits
-        return await self._rerank(name, list(queries), hits, top_k, measure)
+        return await self._rerank(collection.uid, list(queries), hits, top_k, measure)
 
     async def _rerank(
         self,
-        name: str,
+        uid: str,
         queries: list[str],
         hits: list[list[SearchHit]],
         top_k: int,
@@ -585,7 +477,7 @@ class CollectionService:
             raise NotReadyError("reranking needs the encoder's token vectors")
         tokens: dict[int, np.ndarray] = {}
         for h in (h for row in hits for h in row):
-            cached = self.token_cache.get((name, h.seq))
+            cached = self.token_cache.get((uid, h.seq))
             if cached is not None:
                 tokens[h.seq] = cached
         missing = {h.seq: h.text for row in hits for h in row if h.seq not in tokens}
@@ -593,7 +485,7 @@ class CollectionService:
         encoded = await self.batcher.run(self.encode_tokens, texts)
         for seq, vectors in zip(missing, encoded[len(queries) :], strict=True):
             tokens[seq] = vectors
-            self.token_cache.put((name, seq), vectors)
+            self.token_cache.put((uid, seq), vectors)
 
         def rank() -> list[list[SearchHit]]:
             out = []
@@ -614,6 +506,8 @@ class CollectionService:
 
         return await asyncio.to_thread(rank)
 
+    # --- whitening ----------------------------------------------------------------------
+
     async def refit_whitening(
         self,
         name: str,
@@ -625,23 +519,70 @@ class CollectionService:
         """(Re)fit a collection's whitening on its documents and rebuild its index.
 
         Each knob left ``None`` keeps the collection's stored one (standard whitening, all d
-        components, if it has none).
+        components, if it has none). A failure leaves the previous whitening in force.
 
         Raises:
-            NotFoundError, EmptyInputError, InputValidationError.
+            NotFoundError, EmptyInputError, InputValidationError, ConflictError.
+            StorageError: The whitening or the store could not be written.
         """
         collection = self._get(name)
+        if collection.meta.get("transform_name"):
+            raise ConflictError(
+                f"collection {name!r} uses the named transform "
+                f"{collection.meta['transform_name']!r}; create one without it to fit its own "
+                "whitening"
+            )
         stored = WhiteningConfig(**(collection.meta.get("whitening") or {}))
         config = WhiteningConfig(
             n_components=n_components if n_components is not None else stored.n_components,
             beta=beta if beta is not None else stored.beta,
             gamma=gamma if gamma is not None else stored.gamma,
         )
-        if collection.store.count() == 0:
-            raise EmptyInputError(f"collection {name!r} has no documents to fit whitening on")
         if config.n_components and config.n_components > self.encoder.dimension:
             raise InputValidationError(
                 f"whitening k={config.n_components} exceeds d={self.encoder.dimension}"
             )
-        await asyncio.to_thread(collection.refit_whitening, config)
-        return collection.info()
+        self._check_writable(f"refitting the whitening of collection {name!r}")
+        await asyncio.to_thread(self._writing, self._refit, collection, config)
+        return self._info(collection)
+
+    def _refit(self, collection: Collection, config: WhiteningConfig) -> None:
+        with collection.exclusive(f"refitting the whitening of {collection.name!r}", write=True):
+            if collection.store.count() == 0:
+                raise EmptyInputError(
+                    f"collection {collection.name!r} has no documents to fit whitening on"
+                )
+            whitening = Whitening(
+                config.n_components,
+                beta=config.beta,
+                gamma=config.gamma,
+                model=collection.meta["model"],
+                pooling=collection.meta["pooling"],
+            ).fit(raw for _, raw in collection.store.iter_vectors())
+            previous = collection.folder / (collection.meta.get("whitening_dir") or WHITENING_DIR)
+            folder = collection.folder / f"{WHITENING_DIR}-{uuid.uuid4().hex[:8]}"
+            try:
+                whitening.save(folder)
+                for file in folder.iterdir():
+                    with open(file, "rb") as f:
+                        os.fsync(f.fileno())
+                meta = {"whitening": asdict(config), "whitening_dir": folder.name}
+                collection.retransform(whitening, meta)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            shutil.rmtree(previous, ignore_errors=True)
+
+
+def check_document_id(doc_id: str, where: str) -> None:
+    """Refuse ids that a URL cannot carry to ``/documents/{id}``: empty or ``.`` / ``..`` parts
+    between slashes (clients collapse them) and control characters.
+
+    Raises:
+        InputValidationError: Such an id.
+    """
+    if not _DOCUMENT_ID.fullmatch(doc_id):
+        raise InputValidationError(
+            f"{where} {doc_id!r} is not a reachable id: use printable text whose '/'-separated "
+            "parts are neither empty nor '.' or '..'"
+        )

@@ -11,9 +11,10 @@ from app import __version__
 from app.core.config import Settings
 from app.encoding.base import Encoder
 from app.services.batching import MicroBatcher
-from app.services.collections import CollectionService, EncoderInfo, Limits
+from app.services.collections import CollectionService, EncoderInfo
 from app.services.embeddings import EmbeddingService
 from app.services.encoders import EncoderOptions, load_encoder
+from app.services.limits import Limits
 from app.services.metrics import Metrics
 from app.services.paraphrase import ParaphraseService
 from app.services.transforms import TransformRegistry
@@ -85,6 +86,10 @@ class Services:
             max_top_k=settings.max_top_k,
             max_upsert_documents=settings.max_upsert_documents,
             max_rerank_candidates=settings.max_rerank_candidates,
+            max_metadata_bytes=settings.max_metadata_bytes,
+            max_metadata_depth=settings.max_metadata_depth,
+            max_filter_keys=settings.max_filter_keys,
+            max_response_bytes=settings.max_response_bytes,
         )
         batcher = MicroBatcher(
             encoder.encode,
@@ -132,11 +137,21 @@ class Services:
         await asyncio.to_thread(self.collections.close)
 
     def health(self) -> dict[str, Any]:
-        """Component status: ``{"status": "ok" | "unavailable", "model", "store"}``."""
+        """Component status: ``{"status", "model", "store", "reasons"}``.
+
+        ``status`` is ``ok``; ``degraded`` when the model serves but collections are read-only
+        or unavailable or a write failed (``reasons`` says which); ``unavailable`` before
+        start-up or after shutdown.
+        """
         model = "loaded" if self.batcher.running else "not loaded"
-        store = "open" if self.started and self.settings.indexes_dir.is_dir() else "closed"
-        ok = model == "loaded" and store == "open"
-        return {"status": "ok" if ok else "unavailable", "model": model, "store": store}
+        if not self.started:
+            return {"status": "unavailable", "model": model, "store": "closed", "reasons": []}
+        reasons = self.collections.health()
+        store = "read-only" if self.collections.read_only is not None else "open"
+        status = "ok" if model == "loaded" and not reasons else "degraded"
+        if model != "loaded":
+            status = "unavailable"
+        return {"status": status, "model": model, "store": store, "reasons": reasons}
 
     def info(self) -> dict[str, Any]:
         """What the server runs: model, pooling, dimension, precision, limits, version."""
@@ -156,6 +171,10 @@ class Services:
                 "max_batch_size": self.batcher.max_batch_size,
                 "max_rerank_candidates": self.limits.max_rerank_candidates,
                 "max_request_bytes": self.settings.max_request_bytes,
+                "max_metadata_bytes": self.limits.max_metadata_bytes,
+                "max_metadata_depth": self.limits.max_metadata_depth,
+                "max_filter_keys": self.limits.max_filter_keys,
+                "max_response_bytes": self.limits.max_response_bytes,
             },
             "generator": self.settings.generator,
             "version": __version__,

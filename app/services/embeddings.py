@@ -17,7 +17,7 @@ from app.core.errors import (
 from app.core.types import Embeddings
 from app.encoding.base import Encoder
 from app.services.batching import MicroBatcher
-from app.services.collections import Limits
+from app.services.limits import Limits
 from app.services.transforms import TransformRegistry
 from app.services.transport import TRANSPORT_METHODS, alignment, check_measure
 from app.similarity.metrics import cos_sim

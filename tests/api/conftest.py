@@ -25,6 +25,7 @@ def settings(tmp_path: Path, tiny_bert_dir: Path) -> Settings:
         max_sentence_chars=200,
         max_request_bytes=64 * 1024,
         max_wait_ms=1,
+        allowed_hosts=["testserver"],  # TestClient's Host
     )
 
 

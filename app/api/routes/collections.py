@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from app.api.deps import CollectionsDep
 from app.api.errors import responses
 from app.api.schemas import (
+    NAME_PATTERN,
     BatchSearchResponse,
     CollectionCreate,
     CollectionInfo,
@@ -21,10 +22,15 @@ from app.api.schemas import (
     UpsertResponse,
     WhiteningRefit,
 )
+from app.index.collection import SearchHit
 from app.index.store import Document
-from app.services.collections import Rerank, SearchHit, WhiteningConfig
+from app.services.collections import DOCUMENT_ID_PATTERN, Rerank, WhiteningConfig
 
 router = APIRouter(prefix="/collections", tags=["collections"])
+
+Name = Annotated[str, Path(pattern=NAME_PATTERN, description="The collection's name.")]
+#: Ids may hold '/', so the route takes the rest of the path.
+DocId = Annotated[str, Path(pattern=DOCUMENT_ID_PATTERN, description="The document's id.")]
 
 
 def _hits(hits: list[SearchHit]) -> list[Hit]:
@@ -41,7 +47,13 @@ def _hits(hits: list[SearchHit]) -> list[Hit]:
     ]
 
 
-@router.post("", status_code=201, response_model=CollectionInfo, responses=responses(401, 409, 422))
+@router.post(
+    "",
+    status_code=201,
+    response_model=CollectionInfo,
+    response_model_exclude_none=True,
+    responses=responses(401, 404, 409, 422, 503, 507),
+)
 def create_collection(body: CollectionCreate, service: CollectionsDep) -> dict[str, Any]:
     """Create an empty collection (``index``: flat, hnsw or a FAISS factory string)."""
     whitening = None
@@ -51,20 +63,27 @@ def create_collection(body: CollectionCreate, service: CollectionsDep) -> dict[s
     return service.create(body.name, body.index, whitening, body.transform)
 
 
-@router.get("", response_model=CollectionList, responses=responses(401))
+@router.get(
+    "", response_model=CollectionList, response_model_exclude_none=True, responses=responses(401)
+)
 def list_collections(service: CollectionsDep) -> dict[str, Any]:
     """All collections."""
     return {"collections": service.list_collections()}
 
 
-@router.get("/{name}", response_model=CollectionInfo, responses=responses(401, 404))
-def get_collection(name: str, service: CollectionsDep) -> dict[str, Any]:
+@router.get(
+    "/{name}",
+    response_model=CollectionInfo,
+    response_model_exclude_none=True,
+    responses=responses(401, 404, 422),
+)
+def get_collection(name: Name, service: CollectionsDep) -> dict[str, Any]:
     """A collection's size, vector dimension, index and transform."""
     return service.info(name)
 
 
-@router.delete("/{name}", status_code=204, responses=responses(401, 404))
-def delete_collection(name: str, service: CollectionsDep) -> Response:
+@router.delete("/{name}", status_code=204, responses=responses(401, 404, 422, 503, 507))
+def delete_collection(name: Name, service: CollectionsDep) -> Response:
     """Delete a collection and its files."""
     service.delete(name)
     return Response(status_code=204)
@@ -73,25 +92,33 @@ def delete_collection(name: str, service: CollectionsDep) -> Response:
 @router.post(
     "/{name}/documents",
     response_model=UpsertResponse,
-    responses=responses(400, 401, 404, 413, 422, 429),
+    responses=responses(400, 401, 404, 413, 422, 429, 503, 507),
 )
 async def upsert_documents(
-    name: str, body: UpsertRequest, service: CollectionsDep
+    name: Name, body: UpsertRequest, service: CollectionsDep
 ) -> UpsertResponse:
     """Insert or replace documents; answered once they are committed to the store."""
     documents = [Document(d.id or "", d.text, d.metadata) for d in body.documents]
     return UpsertResponse(ids=await service.upsert(name, documents))
 
 
-@router.get("/{name}/documents/{doc_id}", response_model=DocumentOut, responses=responses(401, 404))
-def get_document(name: str, doc_id: str, service: CollectionsDep) -> DocumentOut:
+@router.get(
+    "/{name}/documents/{doc_id:path}",
+    response_model=DocumentOut,
+    responses=responses(401, 404, 422, 503),
+)
+def get_document(name: Name, doc_id: DocId, service: CollectionsDep) -> DocumentOut:
     """A stored document."""
     doc = service.get_document(name, doc_id)
     return DocumentOut(id=doc.id, text=doc.text, metadata=doc.metadata)
 
 
-@router.delete("/{name}/documents/{doc_id}", status_code=204, responses=responses(401, 404))
-def delete_document(name: str, doc_id: str, service: CollectionsDep) -> Response:
+@router.delete(
+    "/{name}/documents/{doc_id:path}",
+    status_code=204,
+    responses=responses(401, 404, 422, 503, 507),
+)
+def delete_document(name: Name, doc_id: DocId, service: CollectionsDep) -> Response:
     """Delete a document."""
     service.delete_document(name, doc_id)
     return Response(status_code=204)
@@ -101,10 +128,10 @@ def delete_document(name: str, doc_id: str, service: CollectionsDep) -> Response
     "/{name}/search",
     response_model=SearchResponse | BatchSearchResponse,
     response_model_exclude_none=True,  # vector_score / distance only after a rerank
-    responses=responses(400, 401, 404, 413, 422, 429),
+    responses=responses(400, 401, 404, 413, 422, 429, 503),
 )
 async def search(
-    name: str, body: SearchRequest, service: CollectionsDep
+    name: Name, body: SearchRequest, service: CollectionsDep
 ) -> SearchResponse | BatchSearchResponse:
     """The ``top_k`` documents nearest in meaning, best first (``score``: cosine, higher is
     closer), optionally only those whose metadata equals ``filter``."""
@@ -119,10 +146,13 @@ async def search(
 
 
 @router.post(
-    "/{name}/whitening", response_model=CollectionInfo, responses=responses(400, 401, 404, 422)
+    "/{name}/whitening",
+    response_model=CollectionInfo,
+    response_model_exclude_none=True,
+    responses=responses(400, 401, 404, 409, 422, 503, 507),
 )
 async def refit_whitening(
-    name: str, service: CollectionsDep, body: WhiteningRefit | None = None
+    name: Name, service: CollectionsDep, body: WhiteningRefit | None = None
 ) -> dict[str, Any]:
     """(Re)fit the collection's whitening on its own documents and rebuild its index (no
     re-encoding: the raw vectors are stored)."""

@@ -17,9 +17,11 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", response_model=Health, responses=responses(503))
 def health(services: ServicesDep) -> dict[str, Any]:
-    """200 when the model is loaded and the store is open; 503 otherwise. No API key needed."""
+    """200 when the model serves requests: ``ok``, or ``degraded`` with ``reasons`` (read-only
+    or unavailable collections, a failed write), so that a load balancer keeps sending reads
+    and embeddings; 503 when the model is not loaded. No API key needed."""
     status = services.health()
-    if status["status"] != "ok":
+    if status["status"] == "unavailable":
         raise NotReadyError(f"not ready: model {status['model']}, store {status['store']}")
     return status
 

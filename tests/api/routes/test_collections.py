@@ -28,6 +28,7 @@ def test_create_list_get_delete(client: TestClient) -> None:
     created = client.post("/collections", json={"name": "faq", "index": "flat"})
     assert created.json() == {
         "name": "faq",
+        "status": "ready",
         "count": 0,
         "dimension": 32,
         "index": "flat",

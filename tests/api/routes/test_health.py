@@ -11,7 +11,7 @@ from app.main import create_app
 def test_health_ok(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "loaded", "store": "open"}
+    assert response.json() == {"status": "ok", "model": "loaded", "store": "open", "reasons": []}
 
 
 def test_health_is_503_before_start_up(settings: Settings) -> None:

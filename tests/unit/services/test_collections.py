@@ -9,16 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core.errors import ConflictError, InputValidationError, NotFoundError
+from app.core.errors import ConflictError, InputValidationError, NotFoundError, NotReadyError
 from app.encoding.bert import BertEncoder
+from app.index.collection import INDEX_FILE
 from app.index.store import Document
 from app.services.batching import MicroBatcher
-from app.services.collections import (
-    INDEX_FILE,
-    CollectionService,
-    EncoderInfo,
-    Limits,
-)
+from app.services.collections import CollectionService, EncoderInfo
+from app.services.limits import Limits
 
 SENTENCES = [
     "a man plays a guitar",
@@ -172,7 +169,7 @@ def test_names_conflicts_and_unknowns(harness: Harness) -> None:
     assert harness.service.list_collections() == []
 
 
-def test_collection_of_another_model_is_skipped(
+def test_collection_of_another_model_is_listed_unavailable(
     tmp_path: Path, tiny_encoder: BertEncoder, harness: Harness
 ) -> None:
     _fill(harness)
@@ -180,7 +177,10 @@ def test_collection_of_another_model_is_skipped(
     other = tiny_encoder.with_pooling("cls")
     reopened = Harness(tmp_path / "indexes", other)  # type: ignore[arg-type]
     try:
-        with pytest.raises(NotFoundError):
-            reopened.service.info("c")
+        info = reopened.service.info("c")
+        assert info["status"] == "unavailable" and "pooling 'mean'" in info["reason"]
+        with pytest.raises(NotReadyError, match="unavailable"):
+            reopened.run(reopened.service.search("c", ["a dog"]))
+        assert any("'c' unavailable" in r for r in reopened.service.health())
     finally:
         reopened.close()

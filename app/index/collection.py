@@ -1,0 +1,416 @@
+"""Collection: one collection's document store and FAISS index, kept in step (the aggregate).
+
+A collection is a folder under the indexes directory:
+
+- ``store.sqlite``: documents, metadata and raw encoder vectors — the source of truth;
+- ``index.faiss``: a FAISS ``IndexIDMap2`` of the prepared (transformed, L2-normalised)
+  vectors — a cache, saved by atomic replace and reconciled with the store on opening (stale
+  ids removed, missing ones added from the stored raw vectors, no re-encoding).
+
+Lifecycle, so that no failure leaves a half-made or half-deleted collection behind: ``create``
+builds the folder under a temporary name and renames it into place; ``destroy`` first renames
+it out of the way (a failed rename leaves it whole and usable), then removes the files; every
+operation checks, under the collection's lock, that it has not been closed meanwhile (a request
+racing a delete gets ``NotFoundError``). Storage failures become ``StorageError`` whose message
+names no file path.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+
+from app.core.errors import NotFoundError, ReadOnlyError, storage_error
+from app.core.files import fsync_dir
+from app.core.types import Embeddings
+from app.index.faiss_index import FaissIndex, parse_spec
+from app.index.store import Document, DocumentStore, Scalar
+
+logger = logging.getLogger(__name__)
+
+INDEX_FILE = "index.faiss"
+STORE_FILE = "store.sqlite"
+#: Prefixes of folders that are not collections: one being created, one being deleted.
+STAGING_PREFIX = ".creating-"
+TRASH_PREFIX = ".deleted-"
+#: Bytes counted per search hit on top of its text and metadata (id, score, JSON syntax).
+HIT_OVERHEAD_BYTES = 64
+
+
+class VectorTransform(Protocol):
+    """What a collection needs of a fitted transform (whitening, flow): a map (n, d) -> (n, k)."""
+
+    @property
+    def n_components(self) -> int:
+        """k, the output dimension."""
+        ...
+
+    def transform(self, embeddings: Embeddings) -> Embeddings:
+        """float32 (n, d) -> float32 (n, k)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result.
+
+    Attributes:
+        id: The document's id.
+        text: The document's text.
+        score: The final score, higher is closer: cosine of the (corrected) vectors in
+            [-1, 1], or after a rerank 1 - WRD in [-1, 1] / 1 / (1 + WMD) in (0, 1].
+        metadata: The document's metadata.
+        seq: The document's key in the index (internal).
+        vector_score: After a rerank, the first stage's cosine.
+        distance: After a rerank, the WMD / WRD distance (lower is closer).
+    """
+
+    id: str
+    text: str
+    score: float
+    metadata: dict[str, Any]
+    seq: int = -1
+    vector_score: float | None = None
+    distance: float | None = None
+
+
+class Collection:
+    """One collection: its store, its index and its optional transform. Thread-safe.
+
+    Use ``Collection.create`` for a new one; to open one, open its ``DocumentStore``, check its
+    ``meta``, build ``Collection(folder, store, transform)`` and call ``reconcile``.
+
+    Args:
+        folder: The collection's folder.
+        store: Its open store.
+        transform: Applied to raw vectors before L2 normalisation and indexing; ``None``: none.
+        writable: ``False`` when the indexes folder cannot be written: every write raises
+            ``ReadOnlyError``, searches work.
+
+    Raises:
+        InputValidationError: The stored index description is not accepted (``parse_spec``).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        store: DocumentStore,
+        transform: VectorTransform | None = None,
+        *,
+        writable: bool = True,
+    ) -> None:
+        self.folder = folder
+        self.store = store
+        self.meta = store.get_meta()
+        self.transform = transform
+        self.writable = writable
+        self.lock = threading.RLock()
+        self.closed = False
+        #: Unique to this open instance (a collection re-created under the same name differs).
+        self.uid = uuid.uuid4().hex
+        self.stale = 0  # ids in the index whose document is gone (index types without remove)
+        #: Why the index file could not be saved last time (``None``: it was).
+        self.fault: str | None = None
+        self.spec = parse_spec(self.meta["index"], self.vector_dimension)
+        empty = np.zeros((0, self.vector_dimension), np.float32)
+        self.index = FaissIndex.build(
+            self.vector_dimension, self.meta["index"], np.zeros(0, np.int64), empty
+        )
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return str(self.meta["name"])
+
+    @property
+    def vector_dimension(self) -> int:
+        """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
+        return self.transform.n_components if self.transform else int(self.meta["dimension"])
+
+    @classmethod
+    def create(
+        cls,
+        root: Path,
+        meta: dict[str, Any],
+        transform: VectorTransform | None = None,
+    ) -> Collection:
+        """Create ``root/meta["name"]`` with its store and an empty index, all or nothing.
+
+        Args:
+            root: The indexes folder.
+            meta: ``name``, ``index``, ``dimension`` (the encoder's d) and whatever else the
+                caller records (model, pooling...), stored in the store's ``meta`` table.
+            transform: As in the constructor.
+
+        Raises:
+            InputValidationError: The index description is not accepted.
+            StorageError: The folder could not be written (nothing is left behind).
+        """
+        d = transform.n_components if transform else int(meta["dimension"])
+        parse_spec(meta["index"], d)
+        name = str(meta["name"])
+        staging = root / f"{STAGING_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            staging.mkdir()
+            store = DocumentStore(staging / STORE_FILE)
+            try:
+                store.set_meta(**meta)
+                empty = np.zeros((0, d), np.float32)
+                FaissIndex.build(d, meta["index"], np.zeros(0, np.int64), empty).save(
+                    staging / INDEX_FILE
+                )
+            finally:
+                store.close()
+            staging.rename(root / name)
+            fsync_dir(root)
+        except (OSError, sqlite3.Error) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise storage_error(f"creating collection {name!r}", exc) from None
+        return cls(root / name, DocumentStore(root / name / STORE_FILE), transform)
+
+    @contextmanager
+    def exclusive(self, what: str, *, write: bool = False) -> Iterator[None]:
+        """Hold the collection's lock for a step of several operations.
+
+        Args:
+            what: The step, for error messages (``"searching collection 'faq'"``).
+            write: The step writes: refused when the collection is read-only.
+
+        Raises:
+            NotFoundError: The collection was deleted (before the lock was had).
+            ReadOnlyError: ``write`` on a read-only collection.
+            StorageError: An ``OSError`` or SQLite error inside the step.
+        """
+        with self.lock:
+            if self.closed:
+                raise NotFoundError(f"collection {self.name!r} was deleted")
+            if write and not self.writable:
+                raise ReadOnlyError(
+                    f"{what} refused: the indexes folder (SENTSIM_INDEXES_DIR) was not writable "
+                    "when the server started; make it writable and restart"
+                )
+            try:
+                yield
+            except (OSError, sqlite3.Error) as exc:
+                raise storage_error(what, exc) from None
+
+    def prepare(self, raw: Embeddings) -> Embeddings:
+        """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
+        return _prepare(raw, self.transform)
+
+    def count(self) -> int:
+        """Number of documents. Raises ``NotFoundError`` once deleted."""
+        with self.exclusive(f"reading collection {self.name!r}"):
+            return self.store.count()
+
+    def get(self, doc_id: str) -> Document | None:
+        """The document with this id, or ``None``. Raises ``NotFoundError`` once deleted."""
+        with self.exclusive(f"reading collection {self.name!r}"):
+            return self.store.get(doc_id)
+
+    def reconcile(self) -> None:
+        """Make the index hold exactly the store's documents, saving it if it changed."""
+        with self.lock:
+            loaded = FaissIndex.load(
+                self.folder / INDEX_FILE, self.vector_dimension, self.meta["index"]
+            )
+            if loaded is None:
+                logger.info("collection %s: index missing or unreadable, rebuilding", self.name)
+                self.rebuild()
+                return
+            self.index = loaded
+            seqs, indexed = self.store.seqs(), self.index.ids()
+            stale = np.setdiff1d(indexed, seqs)
+            missing = np.setdiff1d(seqs, indexed)
+            if len(stale) and not self.index.remove(stale):
+                self.stale = len(stale)
+            for batch_seqs, raw in self.store.iter_vectors(seqs=missing):
+                self.index.add(batch_seqs, self.prepare(raw))
+            if len(stale) or len(missing):
+                logger.info(
+                    "collection %s: index reconciled (%d stale, %d added)",
+                    self.name,
+                    len(stale),
+                    len(missing),
+                )
+                self.checkpoint()
+            elif self.index.exact_fallback and len(seqs) >= self.spec.min_train:
+                self.rebuild()
+
+    def _build(self, transform: VectorTransform | None) -> FaissIndex:
+        """An index of every stored vector prepared with ``transform``, trained if need be."""
+        d = transform.n_components if transform else int(self.meta["dimension"])
+        parts = [(s, _prepare(v, transform)) for s, v in self.store.iter_vectors()]
+        seqs = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        vectors = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, d), np.float32)
+        return FaissIndex.build(d, self.meta["index"], seqs, vectors)
+
+    def rebuild(self) -> None:
+        """Build the index afresh from every stored vector (training it if it needs it)."""
+        with self.lock:
+            self.index = self._build(self.transform)
+            self.stale = 0
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save the index (atomic replace). A failure is logged and kept in ``fault``, not
+        raised: the index is a cache of committed data, rebuilt from the store if need be."""
+        with self.lock:
+            if not self.writable or self.closed:
+                return
+            try:
+                self.index.save(self.folder / INDEX_FILE)
+            except OSError as exc:
+                self.fault = str(storage_error(f"saving the index of {self.name!r}", exc))
+                logger.warning("collection %s: %s", self.name, self.fault)
+            else:
+                self.fault = None
+
+    def upsert(self, documents: Sequence[Document], raw: Embeddings) -> list[str]:
+        """Store documents with their raw float32 (n, d) vectors (committed first), then index
+        them; return their ids.
+
+        Raises:
+            NotFoundError: The collection was deleted.
+            StorageError: The store could not be written; nothing was stored.
+        """
+        with self.exclusive(f"storing documents in collection {self.name!r}", write=True):
+            seqs, replaced = self.store.upsert(documents, raw)
+            if replaced and not self.index.remove(np.array(replaced, np.int64)):
+                self.stale += len(replaced)
+            waiting = self.index.exact_fallback and self.store.count() >= self.spec.min_train
+            if waiting or self.stale > max(1000, self.index.ntotal // 5):
+                self.rebuild()  # train a waiting IVF index, or drop many stale ids
+            else:
+                self.index.add(np.array(seqs, np.int64), self.prepare(raw))
+        return [d.id for d in documents]
+
+    def delete(self, doc_id: str) -> None:
+        """Delete a document.
+
+        Raises:
+            NotFoundError: No document has this id, or the collection was deleted.
+            StorageError: The store could not be written.
+        """
+        with self.exclusive(f"deleting a document of collection {self.name!r}", write=True):
+            seq = self.store.delete(doc_id)
+            if seq is None:
+                raise NotFoundError(f"collection {self.name!r} has no document {doc_id!r}")
+            if not self.index.remove(np.array([seq], np.int64)):
+                self.stale += 1
+
+    def search(
+        self,
+        raw_queries: Embeddings,
+        top_k: int,
+        where: dict[str, Scalar] | None = None,
+        check_size: Callable[[int], None] | None = None,
+    ) -> list[list[SearchHit]]:
+        """The ``top_k`` nearest documents of each raw query vector.
+
+        Args:
+            raw_queries: float32 (q, d) raw encoder vectors.
+            top_k: Hits per query.
+            where: Metadata equality filter (``DocumentStore.filter_seqs``).
+            check_size: Called, before any document is read, with the bytes of text and
+                metadata the hits hold (plus ``HIT_OVERHEAD_BYTES`` each); it may raise.
+
+        Returns:
+            Per query, up to ``top_k`` hits, best first (cosine in [-1, 1], higher is closer).
+
+        Raises:
+            NotFoundError: The collection was deleted.
+        """
+        with self.exclusive(f"searching collection {self.name!r}"):
+            allowed = None if where is None else self.store.filter_seqs(where)
+            if self.index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+                return [[] for _ in raw_queries]
+            scores, seqs = self.index.search(self.prepare(raw_queries), top_k + self.stale, allowed)
+            sizes = self.store.sizes(np.unique(seqs[seqs >= 0]).tolist())
+            rows = [
+                [(float(sc), int(s)) for sc, s in zip(r_scores, r_seqs, strict=True) if s in sizes]
+                for r_scores, r_seqs in zip(scores, seqs, strict=True)
+            ]
+            rows = [row[:top_k] for row in rows]
+            if check_size is not None:
+                check_size(sum(sizes[s] + HIT_OVERHEAD_BYTES for row in rows for _, s in row))
+            docs = self.store.get_by_seqs(sorted({s for row in rows for _, s in row}))
+        return [
+            [
+                SearchHit(docs[s].id, docs[s].text, score, docs[s].metadata, s)
+                for score, s in row
+                if s in docs
+            ]
+            for row in rows
+        ]
+
+    def retransform(self, transform: VectorTransform, meta: dict[str, Any]) -> None:
+        """Switch to another transform and rebuild the index, crash-safely.
+
+        The new index is built in memory first (a failure changes nothing); then the old index
+        file is removed and ``meta`` (which must name the new transform's files) is committed
+        to the store — the switch point: a crash before it keeps the old transform, after it
+        the new one, and either way the missing index file is rebuilt on opening.
+
+        Raises:
+            NotFoundError: The collection was deleted.
+            StorageError: The store could not be written; the old transform stays in force.
+        """
+        with self.exclusive(f"refitting the transform of collection {self.name!r}", write=True):
+            index = self._build(transform)
+            (self.folder / INDEX_FILE).unlink(missing_ok=True)
+            self.store.set_meta(**meta)
+            self.meta.update(meta)
+            self.transform, self.index, self.stale = transform, index, 0
+            self.checkpoint()
+
+    def close(self) -> None:
+        """Checkpoint the index and close the store; later calls raise ``NotFoundError``."""
+        with self.lock:
+            if self.closed:
+                return
+            self.checkpoint()
+            self.closed = True
+            self.store.close()
+
+    def destroy(self) -> None:
+        """Delete the collection's folder: renamed out of the way first, so that a failure
+        leaves the collection whole and usable; then closed and removed (leftovers of a
+        failed removal are swept by ``sweep`` on the next start).
+
+        Raises:
+            NotFoundError: Already deleted.
+            StorageError: The folder could not be renamed; the collection is unchanged.
+        """
+        with self.exclusive(f"deleting collection {self.name!r}", write=True):
+            trash = self.folder.with_name(f"{TRASH_PREFIX}{self.name}-{uuid.uuid4().hex[:8]}")
+            self.folder.rename(trash)
+            self.closed = True
+            self.store.close()
+        shutil.rmtree(trash, ignore_errors=True)
+        if trash.exists():
+            logger.warning("deleted collection %s: files left in %s", self.name, trash.name)
+
+
+def _prepare(raw: Embeddings, transform: VectorTransform | None) -> Embeddings:
+    x = np.array(raw if transform is None else transform.transform(raw), np.float32)
+    faiss.normalize_L2(x)  # in place, on the copy
+    return x
+
+
+def sweep(root: Path) -> None:
+    """Remove what interrupted creates and deletes left in the indexes folder."""
+    for folder in root.iterdir():
+        if folder.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
