@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from app import __version__
-from app.api.errors import register_exception_handlers
+from app.api.errors import redactor, register_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import (
     AllowedHostsMiddleware,
@@ -57,7 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = None
-    register_exception_handlers(app)
+    server_folders = [
+        (settings.models_dir, "<models folder>"),
+        (settings.indexes_dir, "<indexes folder>"),
+        (Path.cwd(), "<working folder>"),
+    ]
+    register_exception_handlers(app, redactor(server_folders))
     app.include_router(api_router)
 
     def observe(method: str, route: str, status: int, seconds: float) -> None:

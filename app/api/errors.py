@@ -7,6 +7,8 @@ contain no try/except: domain errors propagate here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -90,12 +92,40 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def register_exception_handlers(app: FastAPI) -> None:
-    """Install the handlers: domain errors, request validation, HTTP errors, the rest."""
+def redactor(folders: Sequence[tuple[Path, str]]) -> Callable[[str], str]:
+    """A function that replaces each folder's absolute path in a message with its label.
+
+    A safety net: messages meant for clients name files relative to the settings already, but
+    no error body may show where the server keeps its files.
+    """
+    pairs: list[tuple[str, str]] = []
+    for folder, label in folders:
+        for form in {str(folder.resolve()), str(folder.absolute())}:
+            if len(form) > 1:
+                pairs.append((form, label))
+    pairs.sort(key=lambda pair: -len(pair[0]))  # the longest (innermost) folder first
+
+    def redact(message: str) -> str:
+        for path, label in pairs:
+            message = message.replace(path, label)
+        return message
+
+    return redact
+
+
+def register_exception_handlers(
+    app: FastAPI, redact: Callable[[str], str] = lambda message: message
+) -> None:
+    """Install the handlers: domain errors, request validation, HTTP errors, the rest.
+
+    Args:
+        app: The app.
+        redact: Applied to domain errors' messages (``redactor``).
+    """
 
     async def service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        return error_response(status_of(exc), str(exc), exc.error_type)
+        return error_response(status_of(exc), redact(str(exc)), exc.error_type)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

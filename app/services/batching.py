@@ -140,20 +140,29 @@ class MicroBatcher:
             await self._process(loop, batch)
 
     async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[_Request]) -> None:
-        sentences = [s for request in batch for s in request.sentences]
         try:
-            vectors = await loop.run_in_executor(self._executor, self._encode, sentences)
-        except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(exc)
-        else:
-            if self._metrics is not None:
-                self._metrics.batch_size.observe(len(sentences))
-            offsets = np.cumsum([0] + [len(r.sentences) for r in batch])
-            for request, start, end in zip(batch, offsets[:-1], offsets[1:], strict=True):
-                if not request.future.done():
-                    request.future.set_result(vectors[start:end])
+            await self._encode_batch(loop, batch)
         finally:
             for _ in batch:
                 self._queue.task_done()
+
+    async def _encode_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Request]) -> None:
+        """Encode the batch in one call; if it fails, encode each request alone, so that a
+        request the model cannot take fails by itself and never its batch neighbours."""
+        sentences = [s for request in batch for s in request.sentences]
+        try:
+            vectors = await loop.run_in_executor(self._executor, self._encode, sentences)
+        except Exception as exc:  # noqa: BLE001 - handed to the request(s) it belongs to
+            if len(batch) > 1:
+                for request in batch:
+                    await self._encode_batch(loop, [request])
+                return
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        if self._metrics is not None:
+            self._metrics.batch_size.observe(len(sentences))
+        offsets = np.cumsum([0] + [len(r.sentences) for r in batch])
+        for request, start, end in zip(batch, offsets[:-1], offsets[1:], strict=True):
+            if not request.future.done():
+                request.future.set_result(vectors[start:end])

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.errors import DimensionMismatchError, InputValidationError, NotFoundError
+from app.core.errors import (
+    DimensionMismatchError,
+    InputValidationError,
+    ModelLoadError,
+    NotFoundError,
+    ServiceError,
+)
 from app.encoding.base import Encoder
 from app.services.encoders import iter_encoded
 from app.transforms.base import EmbeddingTransform, load_transform
@@ -16,6 +23,8 @@ from app.transforms.whitening import Whitening
 
 if TYPE_CHECKING:
     from app.transforms.flow import FlowTransform
+
+logger = logging.getLogger(__name__)
 
 TRANSFORM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -122,7 +131,7 @@ class TransformRegistry:
             NotFoundError: No such transform.
             TransformMismatchError: It was fitted for another encoder.
         """
-        if not TRANSFORM_NAME.match(name):
+        if not TRANSFORM_NAME.fullmatch(name):
             raise InputValidationError(
                 f"transform name {name!r} must be a folder name under models/"
             )
@@ -131,13 +140,22 @@ class TransformRegistry:
                 folder = self.models_dir / name
                 if not folder.is_dir():
                     raise NotFoundError(
-                        f"no transform {name!r} in {self.models_dir}/; fit one with "
-                        f"sentsim fit-whitening --output {self.models_dir}/{name}"
+                        f"no transform {name!r} in the models folder (SENTSIM_MODELS_DIR); fit "
+                        f"one with sentsim fit-whitening --output <models folder>/{name}"
                     )
-                self._cache[name] = load_transform(
-                    folder,
-                    model=self.encoder.model_name,
-                    pooling=self.encoder.pooling,
-                    dimension=self.encoder.dimension,
-                )
+                try:
+                    self._cache[name] = load_transform(
+                        folder,
+                        model=self.encoder.model_name,
+                        pooling=self.encoder.pooling,
+                        dimension=self.encoder.dimension,
+                    )
+                except ServiceError as exc:  # the same error, naming the folder by its name
+                    raise type(exc)(str(exc).replace(str(folder), f"transform {name!r}")) from None
+                except Exception as exc:  # a damaged file: the log has the details
+                    logger.error("transform %s could not be loaded", name, exc_info=exc)
+                    raise ModelLoadError(
+                        f"transform {name!r} could not be loaded ({type(exc).__name__}); "
+                        "the server log has the details: fit it again"
+                    ) from None
             return self._cache[name]

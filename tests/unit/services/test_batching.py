@@ -94,6 +94,33 @@ def test_model_errors_reach_every_waiting_request() -> None:
     asyncio.run(main())
 
 
+def test_a_request_the_model_refuses_fails_alone() -> None:
+    """Issue 9 row 2: a lone surrogate made the tokenizer fail the whole micro-batch."""
+    encoder = RecordingEncoder()
+
+    def picky(sentences: list[str]) -> np.ndarray:
+        if any("\ud800" in s for s in sentences):
+            raise TypeError("the tokenizer cannot take this text")
+        return encoder(sentences)
+
+    async def main() -> list[object]:
+        batcher = MicroBatcher(picky, max_wait_ms=50)
+        batcher.start()
+        requests = [["fine"] * 2, ["abc\ud800def"], ["also fine"], ["x", "yy"]]
+        outcomes = await asyncio.gather(
+            *(batcher.encode(r) for r in requests), return_exceptions=True
+        )
+        await batcher.stop()
+        return outcomes
+
+    ok, bad, also_ok, pair = asyncio.run(main())
+    assert isinstance(bad, TypeError)
+    np.testing.assert_array_equal(ok, [[4], [4]])
+    np.testing.assert_array_equal(also_ok, [[9]])
+    np.testing.assert_array_equal(pair, [[1], [2]])
+    assert encoder.calls == [["fine", "fine"], ["also fine"], ["x", "yy"]]  # retried alone
+
+
 def test_not_started_is_not_ready() -> None:
     async def main() -> None:
         with pytest.raises(NotReadyError):
