@@ -17,3 +17,18 @@ def fsync_dir(folder: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and flush it to disk before returning.
+
+    Serialising in memory first and writing with Python's file I/O means a full or read-only
+    disk surfaces as an ``OSError`` with its errno, whichever library made the bytes.
+
+    Raises:
+        OSError: The file could not be written (``errno.ENOSPC`` when the disk is full...).
+    """
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

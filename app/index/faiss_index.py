@@ -110,7 +110,7 @@ def _make(spec: str, d: int) -> faiss.Index:
     if isinstance(index, faiss.IndexIVFPQ):
         # Polysemous codes serve Hamming-filtered search, which is not used here; training
         # them costs ~1.4 s per sub-quantizer (64 s for PQ64) whatever the corpus size.
-        index.do_polysemous_training = False
+        index.do_polysemous_training = False  # type: ignore[attr-defined]  # not in the stubs
     return index
 
 

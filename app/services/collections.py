@@ -39,6 +39,7 @@ from app.core.errors import (
     StorageError,
     storage_error,
 )
+from app.core.files import fsync_dir
 from app.index.collection import STORE_FILE, TRASH_PREFIX, Collection, SearchHit, sweep
 from app.index.faiss_index import check_spec
 from app.index.store import Document, DocumentStore, Scalar
@@ -562,10 +563,8 @@ class CollectionService:
             previous = collection.folder / (collection.meta.get("whitening_dir") or WHITENING_DIR)
             folder = collection.folder / f"{WHITENING_DIR}-{uuid.uuid4().hex[:8]}"
             try:
-                whitening.save(folder)
-                for file in folder.iterdir():
-                    with open(file, "rb") as f:
-                        os.fsync(f.fileno())
+                whitening.save(folder)  # its files are fsynced
+                fsync_dir(folder)
                 meta = {"whitening": asdict(config), "whitening_dir": folder.name}
                 collection.retransform(whitening, meta)
             except BaseException:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self
 
 from app.core.errors import ArtifactNotFoundError, InputValidationError, TransformMismatchError
+from app.core.files import write_durably
 from app.core.types import Embeddings
 
 TENSORS_FILE = "transform.safetensors"
@@ -68,7 +69,8 @@ def read_metadata(folder: Path) -> dict[str, Any]:
 
 def write_metadata(folder: Path, metadata: dict[str, Any]) -> None:
     """Write ``transform.json`` (after the tensors, so a complete pair marks a saved transform)."""
-    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", "utf-8")
+    text = json.dumps(metadata, indent=2) + "\n"
+    write_durably(folder / METADATA_FILE, text.encode("utf-8"))
 
 
 def read_checked_metadata(

@@ -28,7 +28,7 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -39,6 +39,7 @@ from app.core.errors import (
     InputValidationError,
     NotFittedError,
 )
+from app.core.files import write_durably
 from app.core.types import Embeddings, Float64Array
 from app.transforms.base import TENSORS_FILE, read_checked_metadata, write_metadata
 
@@ -389,7 +390,7 @@ class FlowTransform:
         metadata = self.metadata
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in flow.state_dict().items()}
-        save_file(tensors, str(folder / TENSORS_FILE))
+        write_durably(folder / TENSORS_FILE, save(tensors))
         write_metadata(folder, metadata)
         return folder
 

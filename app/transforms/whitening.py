@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from app import __version__
 from app.core.errors import (
@@ -22,6 +22,7 @@ from app.core.errors import (
     InputValidationError,
     NotFittedError,
 )
+from app.core.files import write_durably
 from app.core.types import Embeddings, Float64Array
 from app.transforms.base import TENSORS_FILE, read_checked_metadata, write_metadata
 
@@ -236,7 +237,8 @@ class Whitening:
             "components": self.components,
             "eigenvalues": self.eigenvalues,
         }
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, folder / TENSORS_FILE)
+        arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        write_durably(folder / TENSORS_FILE, save(arrays))
         write_metadata(folder, metadata)
         return folder
 

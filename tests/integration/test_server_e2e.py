@@ -10,57 +10,18 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.core.datasets import read_sts
+from tests.integration.server import ROOT, server
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 STSB_TEST = ROOT.parent / "shared" / "data" / "stsb-en" / "test.tsv"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _server(data: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``sentsim serve`` (the console script's module) and wait for /health."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SENTSIM_API_KEY": ""}
-    script = Path(sys.executable).parent / "sentsim"  # the console script the image runs
-    entry = [str(script)] if script.is_file() else [sys.executable, "-m", "app.cli"]
-    command = [*entry, "serve", "--port", str(port)]
-    command += ["--indexes-dir", str(data / "indexes"), "--models-dir", str(data / "models")]
-    command += ["--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, "sentsim serve exited during start-up"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "sentsim serve did not become healthy"
-            time.sleep(0.5)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(30)
 
 
 def _search_all(client: httpx.Client, queries: list[str]) -> list[list[dict[str, object]]]:
@@ -85,10 +46,9 @@ def test_retrieval_and_crash_recovery(tmp_path: Path) -> None:
         if score >= 4.0
     ]
     queries = [a for a, _ in positives]
-    port = _free_port()
     with (
-        _server(tmp_path, port),
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client,
+        server(tmp_path) as (_, url),
+        httpx.Client(base_url=url, timeout=120) as client,
     ):
         assert (
             client.post("/collections", json={"name": "stsb", "index": "flat"}).status_code == 201
@@ -109,10 +69,9 @@ def test_retrieval_and_crash_recovery(tmp_path: Path) -> None:
     assert rate >= 0.95, f"top-5 retrieval over {len(positives)} pairs: {rate:.1%}"
 
     # Crash: upsert, then SIGKILL before any checkpoint of the index; restart.
-    port = _free_port()
     with (
-        _server(tmp_path, port) as process,
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client,
+        server(tmp_path) as (process, url),
+        httpx.Client(base_url=url, timeout=120) as client,
     ):
         late = {"id": "late", "text": "A document written just before the crash."}
         assert (
@@ -121,10 +80,9 @@ def test_retrieval_and_crash_recovery(tmp_path: Path) -> None:
         )
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
-    port = _free_port()
     with (
-        _server(tmp_path, port),
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client,
+        server(tmp_path) as (_, url),
+        httpx.Client(base_url=url, timeout=120) as client,
     ):
         assert client.get("/collections/stsb").json()["count"] == len(sentences) + 1
         assert client.get("/collections/stsb/documents/late").json()["text"] == late["text"]
@@ -151,10 +109,9 @@ def _readme_curl_commands() -> list[str]:
 def test_readme_curl_examples_work(tmp_path: Path) -> None:
     commands = _readme_curl_commands()
     assert len(commands) >= 17
-    port = _free_port()
-    with _server(tmp_path, port):
+    with server(tmp_path) as (_, url):
         for command in commands:
-            live = command.replace("localhost:8000", f"127.0.0.1:{port}")
+            live = command.replace("localhost:8000", url.removeprefix("http://"))
             live = live.replace("curl ", "curl --fail-with-body -sS ", 1)
             result = subprocess.run(["bash", "-c", live], capture_output=True, text=True)
             assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
