@@ -58,6 +58,10 @@ ERROR_STATUS: dict[type[ServiceError], int] = {
 }
 
 
+#: FastAPI's message for a request body it could not decode at all.
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 class ErrorResponse(BaseModel):
     """The body of every error response."""
 
@@ -133,6 +137,12 @@ def register_exception_handlers(
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+            # FastAPI answers 422 to malformed JSON but 400 to a body it cannot even decode
+            # (not UTF-8, nested past Python's recursion limit): one answer for both.
+            return error_response(
+                422, "the request body is not valid JSON: send UTF-8 encoded JSON", "invalid_json"
+            )
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, str(exc.detail), kind)
 

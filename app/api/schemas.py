@@ -388,7 +388,7 @@ class ParaphraseRequest(_Body):
     num_return_sequences: int = Field(default=32, ge=1, description="Candidates sampled (n).")
     top_k: int = Field(default=5, ge=1, description="Paraphrases returned (k).")
     top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    temperature: float = Field(default=1.0, gt=0.0, le=10.0)
+    temperature: float = Field(default=1.0, ge=0.01, le=10.0)
     max_new_tokens: int = Field(default=32, ge=1)
     seed: int | None = Field(default=None, description="Same seed, same candidates.")
 

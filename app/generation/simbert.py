@@ -34,6 +34,9 @@ from app.core.errors import InputValidationError, ModelLoadError
 #: Retrieval-loss scale s (SimBERT's 30).
 RETRIEVAL_SCALE = 30.0
 
+#: Lowest sampling temperature: logits divided by less overflow to inf (NaN probabilities).
+MIN_TEMPERATURE = 0.01
+
 
 def seq2seq_attention_mask(token_type_ids: Tensor, attention_mask: Tensor) -> Tensor:
     """The UniLM seq2seq mask for a padded batch.
@@ -302,7 +305,7 @@ class SimBertGenerator:
             num_return_sequences: n, candidates sampled.
             top_k: k, paraphrases returned (fewer if fewer distinct ones came out).
             top_p: Nucleus: sample from the smallest set of tokens with this much probability.
-            temperature: Softmax temperature (> 0); higher is more varied.
+            temperature: Softmax temperature (>= ``MIN_TEMPERATURE``); higher is more varied.
             max_new_tokens: Length cap of a candidate, in tokens.
             no_repeat_ngram_size: Block repeated n-grams of this size (0: off).
             seed: Seeds the sampling; the same seed gives the same candidates.
@@ -320,8 +323,11 @@ class SimBertGenerator:
         """
         if not text.strip():
             raise InputValidationError("text is empty")
-        if not (0 < top_p <= 1 and temperature > 0 and num_return_sequences >= 1 and top_k >= 1):
-            raise InputValidationError("need 0 < top_p <= 1, temperature > 0, n >= 1, k >= 1")
+        ok = MIN_TEMPERATURE <= temperature and 0 < top_p <= 1
+        if not (ok and num_return_sequences >= 1 and top_k >= 1):
+            raise InputValidationError(
+                f"need 0 < top_p <= 1, temperature >= {MIN_TEMPERATURE}, n >= 1, k >= 1"
+            )
         self.simbert.model.eval()
         generator = torch.Generator(device="cpu")
         generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31, (1,))))

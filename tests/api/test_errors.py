@@ -97,3 +97,20 @@ def test_api_key(settings: Settings) -> None:
 
 def test_no_api_key_means_open(client: TestClient) -> None:
     assert client.get("/info").status_code == 200
+
+
+def test_a_body_that_is_not_utf8_or_nests_too_deep_is_422(client: TestClient) -> None:
+    """Found by schemathesis: FastAPI answered these with an undocumented 400."""
+    headers = {"content-type": "application/json"}
+    too_deep = b'{"input": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    for body in (b"\xa3C[4\xf4", too_deep):
+        response = client.post("/v1/embeddings", content=body, headers=headers)
+        assert response.status_code == 422
+        assert response.json()["error_type"] == "invalid_json"
+
+
+def test_metrics_content_type_is_documented(client: TestClient) -> None:
+    """Found by schemathesis: /metrics answered text/plain where the schema said JSON."""
+    documented = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]["responses"]
+    assert list(documented["200"]["content"]) == ["text/plain"]
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")

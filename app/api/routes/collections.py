@@ -33,6 +33,19 @@ Name = Annotated[str, Path(pattern=NAME_PATTERN, description="The collection's n
 DocId = Annotated[str, Path(pattern=DOCUMENT_ID_PATTERN, description="The document's id.")]
 
 
+def _links(status: int, **operations: dict[str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a response to the operations that take what it returns (so that
+    clients and stateful fuzzers can chain them)."""
+    links = {
+        op: {"operationId": op, "parameters": parameters} for op, parameters in operations.items()
+    }
+    return {status: {"links": links}}
+
+
+_NAME = {"name": "$response.body#/name"}
+_DOCUMENT = {"name": "$request.path.name", "doc_id": "$response.body#/ids/0"}
+
+
 def _hits(hits: list[SearchHit]) -> list[Hit]:
     return [
         Hit(
@@ -52,10 +65,21 @@ def _hits(hits: list[SearchHit]) -> list[Hit]:
     status_code=201,
     response_model=CollectionInfo,
     response_model_exclude_none=True,
-    responses=responses(401, 404, 409, 422, 503, 507),
+    operation_id="create_collection",
+    responses={
+        **responses(401, 404, 409, 422, 503, 507),
+        **_links(
+            201,
+            get_collection=_NAME,
+            upsert_documents=_NAME,
+            search=_NAME,
+            refit_whitening=_NAME,
+            delete_collection=_NAME,
+        ),
+    },
 )
 def create_collection(body: CollectionCreate, service: CollectionsDep) -> dict[str, Any]:
-    """Create an empty collection (``index``: flat, hnsw or a FAISS factory string)."""
+    """Create an empty collection (``index``: one of the accepted index descriptions)."""
     whitening = None
     if body.whitening is not None:
         w = body.whitening
@@ -64,7 +88,11 @@ def create_collection(body: CollectionCreate, service: CollectionsDep) -> dict[s
 
 
 @router.get(
-    "", response_model=CollectionList, response_model_exclude_none=True, responses=responses(401)
+    "",
+    response_model=CollectionList,
+    response_model_exclude_none=True,
+    operation_id="list_collections",
+    responses=responses(401),
 )
 def list_collections(service: CollectionsDep) -> dict[str, Any]:
     """All collections."""
@@ -75,6 +103,7 @@ def list_collections(service: CollectionsDep) -> dict[str, Any]:
     "/{name}",
     response_model=CollectionInfo,
     response_model_exclude_none=True,
+    operation_id="get_collection",
     responses=responses(401, 404, 422),
 )
 def get_collection(name: Name, service: CollectionsDep) -> dict[str, Any]:
@@ -82,7 +111,12 @@ def get_collection(name: Name, service: CollectionsDep) -> dict[str, Any]:
     return service.info(name)
 
 
-@router.delete("/{name}", status_code=204, responses=responses(401, 404, 422, 503, 507))
+@router.delete(
+    "/{name}",
+    status_code=204,
+    operation_id="delete_collection",
+    responses=responses(401, 404, 422, 503, 507),
+)
 def delete_collection(name: Name, service: CollectionsDep) -> Response:
     """Delete a collection and its files."""
     service.delete(name)
@@ -92,7 +126,11 @@ def delete_collection(name: Name, service: CollectionsDep) -> Response:
 @router.post(
     "/{name}/documents",
     response_model=UpsertResponse,
-    responses=responses(400, 401, 404, 413, 422, 429, 503, 507),
+    operation_id="upsert_documents",
+    responses={
+        **responses(400, 401, 404, 413, 422, 429, 503, 507),
+        **_links(200, get_document=_DOCUMENT, delete_document=_DOCUMENT),
+    },
 )
 async def upsert_documents(
     name: Name, body: UpsertRequest, service: CollectionsDep
@@ -105,6 +143,7 @@ async def upsert_documents(
 @router.get(
     "/{name}/documents/{doc_id:path}",
     response_model=DocumentOut,
+    operation_id="get_document",
     responses=responses(401, 404, 422, 503),
 )
 def get_document(name: Name, doc_id: DocId, service: CollectionsDep) -> DocumentOut:
@@ -116,6 +155,7 @@ def get_document(name: Name, doc_id: DocId, service: CollectionsDep) -> Document
 @router.delete(
     "/{name}/documents/{doc_id:path}",
     status_code=204,
+    operation_id="delete_document",
     responses=responses(401, 404, 422, 503, 507),
 )
 def delete_document(name: Name, doc_id: DocId, service: CollectionsDep) -> Response:
@@ -128,6 +168,7 @@ def delete_document(name: Name, doc_id: DocId, service: CollectionsDep) -> Respo
     "/{name}/search",
     response_model=SearchResponse | BatchSearchResponse,
     response_model_exclude_none=True,  # vector_score / distance only after a rerank
+    operation_id="search",
     responses=responses(400, 401, 404, 413, 422, 429, 503),
 )
 async def search(
@@ -149,6 +190,7 @@ async def search(
     "/{name}/whitening",
     response_model=CollectionInfo,
     response_model_exclude_none=True,
+    operation_id="refit_whitening",
     responses=responses(400, 401, 404, 409, 422, 503, 507),
 )
 async def refit_whitening(

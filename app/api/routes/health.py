@@ -32,7 +32,12 @@ def info(services: ServicesDep) -> dict[str, Any]:
     return services.info()
 
 
-@router.get("/metrics", dependencies=[Depends(require_api_key)], responses=responses(401))
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_api_key)],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, **responses(401)},
+)
 def metrics(services: ServicesDep) -> Response:
     """Prometheus text format: request latency, model batch sizes, queue depth."""
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

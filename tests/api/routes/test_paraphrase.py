@@ -33,6 +33,17 @@ def test_happy_path_and_validation(settings: Settings, tiny_simbert) -> None:  #
             ({"text": "x", "num_return_sequences": 65}, 413),
             ({"text": "x", "max_new_tokens": 65}, 413),
             ({"text": "x", "temperature": -1}, 422),
+            ({"text": "x", "temperature": 5e-324}, 422),  # found by schemathesis: NaN sampling
             ({"txt": "x"}, 422),
         ):
             assert client.post("/paraphrase", json=bad).status_code == status, bad
+
+
+def test_the_generator_refuses_temperatures_that_overflow(tiny_simbert) -> None:  # type: ignore[no-untyped-def]
+    from app.core.errors import InputValidationError
+    from app.generation.simbert import MIN_TEMPERATURE, SimBertGenerator
+
+    generator = SimBertGenerator.load(str(tiny_simbert[0]), device="cpu")
+    with pytest.raises(InputValidationError, match="temperature"):
+        generator.generate("how do i learn python", temperature=MIN_TEMPERATURE / 2)
+    assert generator.generate("how do i learn python", temperature=MIN_TEMPERATURE, seed=0)
