@@ -12,7 +12,7 @@ import pytest
 from app.core.errors import ConflictError, InputValidationError, NotFoundError, NotReadyError
 from app.encoding.bert import BertEncoder
 from app.index.collection import INDEX_FILE
-from app.index.store import Document
+from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
 from app.services.collections import CollectionService, EncoderInfo
 from app.services.limits import Limits
@@ -184,3 +184,52 @@ def test_collection_of_another_model_is_listed_unavailable(
         assert any("'c' unavailable" in r for r in reopened.service.health())
     finally:
         reopened.close()
+
+
+def test_start_up_is_never_hostage_to_one_collection(
+    tmp_path: Path, tiny_encoder: BertEncoder, harness: Harness
+) -> None:
+    """A damaged store, an index description that is no longer accepted and a collection of
+    another model are each listed as unavailable; the healthy one opens and works."""
+    for name in ("good", "damaged", "legacy"):
+        _fill(harness, name)
+    harness.close()
+    root = tmp_path / "indexes"
+    (root / "damaged" / "store.sqlite").write_bytes(b"this is not a database" * 100)
+    for leftover in (root / "damaged").glob("store.sqlite-*"):
+        leftover.unlink()
+    store = DocumentStore(root / "legacy" / "store.sqlite")
+    store.set_meta(index="NSG32")  # created before the index grammar existed
+    store.close()
+    reopened = Harness(root, tiny_encoder)
+    try:
+        infos = {i["name"]: i for i in reopened.service.list_collections()}
+        assert infos["good"]["status"] == "ready" and infos["good"]["count"] == len(SENTENCES)
+        assert infos["damaged"]["status"] == infos["legacy"]["status"] == "unavailable"
+        assert "accepted" in infos["legacy"]["reason"]
+        assert "/" not in infos["damaged"]["reason"]
+        assert _top_ids(reopened, "good", SENTENCES[:1], 1) == [["d0"]]
+        assert len(reopened.service.health()) == 2
+        reopened.service.delete("damaged")  # an unavailable collection can still be removed
+        assert "damaged" not in {i["name"] for i in reopened.service.list_collections()}
+        assert not (root / "damaged").exists()
+    finally:
+        reopened.close()
+
+
+def test_a_deleted_collection_refuses_every_operation(harness: Harness) -> None:
+    """Requests that got the collection before a delete finish with NotFoundError (404), not
+    with the closed store's error."""
+    _fill(harness)
+    collection = harness.service._get("c")
+    harness.service.delete("c")
+    raw = np.zeros((1, collection.vector_dimension), np.float32)
+    for call in (
+        lambda: collection.search(raw, 3),
+        lambda: collection.upsert([Document("x", "text")], raw),
+        lambda: collection.delete("d0"),
+        lambda: collection.get("d0"),
+        collection.count,
+    ):
+        with pytest.raises(NotFoundError, match="was deleted"):
+            call()
