@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,17 @@ def test_committed_writes_survive_reopen(tmp_path: Path) -> None:
     del store  # no close: as after a crash
     again = DocumentStore(tmp_path / "s.sqlite")
     assert again.count() == 1 and again.get_meta() == {"name": "c", "index": "flat"}
+
+
+def test_read_only_store_reads_and_refuses_writes(tmp_path: Path) -> None:
+    writer = DocumentStore(tmp_path / "s.sqlite")
+    writer.upsert([Document("a", "text", {"k": 1})], np.ones((1, 4), np.float32))
+    writer.close()
+    reader = DocumentStore(tmp_path / "s.sqlite", read_only=True)
+    assert reader.get("a") == Document("a", "text", {"k": 1}, 1)
+    assert reader.sizes([1, 99]) == {1: len("text") + len('{"k": 1}')}
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.upsert([Document("b", "x")], np.ones((1, 4), np.float32))
+    reader.close()
+    with pytest.raises(sqlite3.Error):
+        DocumentStore(tmp_path / "missing.sqlite", read_only=True)
