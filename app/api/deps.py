@@ -11,6 +11,7 @@ from app.core.errors import NotReadyError, UnauthorizedError
 from app.services.collections import CollectionService
 from app.services.container import Services
 from app.services.embeddings import EmbeddingService
+from app.services.search import SearchService
 
 
 def get_services(request: Request) -> Services:
@@ -35,7 +36,15 @@ def get_collections(services: ServicesDep) -> CollectionService:
 
 
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
+
+
+def get_search(services: ServicesDep) -> SearchService:
+    """The search service."""
+    return services.search
+
+
 CollectionsDep = Annotated[CollectionService, Depends(get_collections)]
+SearchDep = Annotated[SearchService, Depends(get_search)]
 
 
 def require_api_key(

@@ -21,11 +21,9 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-
-import numpy as np
 
 from app.core.errors import (
     BatchTooLargeError,
@@ -39,15 +37,17 @@ from app.core.errors import (
     StorageError,
     storage_error,
 )
-from app.core.files import fsync_dir
-from app.index.collection import STORE_FILE, TRASH_PREFIX, Collection, SearchHit, sweep
+from app.index.collection import STORE_FILE, TRASH_PREFIX, Collection, sweep
 from app.index.faiss_index import check_spec
-from app.index.store import Document, DocumentStore, Scalar
+from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
 from app.services.limits import Limits
-from app.services.transforms import TransformRegistry
-from app.services.transport import TokenCache, check_measure
-from app.similarity.ot import Measure, distance_to_score, top_k_transport
+from app.services.transforms import (
+    WHITENING_DIR,
+    TransformRegistry,
+    WhiteningConfig,
+    refit_whitening,
+)
 from app.transforms.base import EmbeddingTransform
 from app.transforms.whitening import Whitening
 
@@ -63,7 +63,6 @@ _SEGMENT = rf"(?:{_FIRST}{_CHAR}*|\.{_FIRST}{_CHAR}*|\.\.{_CHAR}+)"  # not '', '
 DOCUMENT_ID_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
 _NAME = re.compile(COLLECTION_NAME_PATTERN)
 _DOCUMENT_ID = re.compile(DOCUMENT_ID_PATTERN)
-WHITENING_DIR = "whitening"
 
 T = TypeVar("T")
 
@@ -75,28 +74,6 @@ class EncoderInfo:
     model: str
     pooling: str
     dimension: int
-
-
-@dataclass(frozen=True)
-class Rerank:
-    """Second-stage reranking of search hits by optimal transport over token vectors.
-
-    Attributes:
-        method: ``wrd`` or ``wmd``.
-        candidates: How many first-stage (vector search) hits to rerank.
-    """
-
-    method: str = "wrd"
-    candidates: int = 50
-
-
-@dataclass(frozen=True)
-class WhiteningConfig:
-    """Knobs of a collection's whitening (DESIGN.md §2): k, beta, gamma."""
-
-    n_components: int | None = None
-    beta: float = 1.0
-    gamma: float = 1.0
 
 
 def _label(model: object) -> str:
@@ -115,14 +92,13 @@ def _reason(exc: BaseException) -> str:
 
 class CollectionService:
     """All collections under one folder, sharing one encoder through the micro-batcher.
+    (Searching them is ``app.services.search.SearchService``.)
 
     Args:
         root: The indexes folder (created if missing).
         batcher: Encodes documents and queries.
         encoder: Model, pooling and d of the encoder behind the batcher.
         limits: Request limits.
-        encode_tokens: The encoder's ``encode_tokens`` (for reranking), run on the model thread.
-        token_cache: Cache of documents' token vectors for reranking (default: none).
         transforms: Named transforms under the models folder, for collections that use one.
     """
 
@@ -132,16 +108,12 @@ class CollectionService:
         batcher: MicroBatcher,
         encoder: EncoderInfo,
         limits: Limits,
-        encode_tokens: Callable[[list[str]], list[np.ndarray]] | None = None,
-        token_cache: TokenCache | None = None,
         transforms: TransformRegistry | None = None,
     ) -> None:
         self.root = root
         self.batcher = batcher
         self.encoder = encoder
         self.limits = limits
-        self.encode_tokens = encode_tokens
-        self.token_cache = token_cache or TokenCache(0)
         self.transforms = transforms
         #: Why the indexes folder is read-only (``None``: it is writable).
         self.read_only: str | None = None
@@ -252,7 +224,13 @@ class CollectionService:
 
     # --- collections --------------------------------------------------------------------
 
-    def _get(self, name: str) -> Collection:
+    def get(self, name: str) -> Collection:
+        """The open collection of this name.
+
+        Raises:
+            NotFoundError: No such collection.
+            NotReadyError: It could not be opened at start-up (the message says why).
+        """
         collection = self._collections.get(name)
         if collection is None:
             if name in self._unavailable:
@@ -330,7 +308,7 @@ class CollectionService:
         ``NotFoundError``."""
         if name in self._unavailable:
             return self._unavailable_info(name, self._unavailable[name])
-        return self._info(self._get(name))
+        return self._info(self.get(name))
 
     @staticmethod
     def _unavailable_info(name: str, reason: str) -> dict[str, Any]:
@@ -367,10 +345,9 @@ class CollectionService:
                 self._writing(self._remove_folder, name)
                 del self._unavailable[name]
                 return
-            collection = self._get(name)
+            collection = self.get(name)
             self._writing(collection.destroy)
             del self._collections[name]
-        self.token_cache.drop(collection.uid)
 
     def _remove_folder(self, name: str) -> None:
         trash = self.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
@@ -389,7 +366,7 @@ class CollectionService:
             NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
             StorageError: Nothing was stored.
         """
-        collection = self._get(name)
+        collection = self.get(name)
         if len(documents) > self.limits.max_upsert_documents:
             raise BatchTooLargeError(
                 f"{len(documents)} documents in one upsert; the limit is "
@@ -412,100 +389,16 @@ class CollectionService:
 
     def get_document(self, name: str, doc_id: str) -> Document:
         """A stored document. Raises ``NotFoundError``."""
-        doc = self._get(name).get(doc_id)
+        doc = self.get(name).get(doc_id)
         if doc is None:
             raise NotFoundError(f"collection {name!r} has no document {doc_id!r}")
         return doc
 
     def delete_document(self, name: str, doc_id: str) -> None:
         """Delete a document. Raises ``NotFoundError``, ``StorageError``."""
-        collection = self._get(name)
+        collection = self.get(name)
         self._check_writable(f"deleting a document of collection {name!r}")
         self._writing(collection.delete, doc_id)
-
-    # --- search -------------------------------------------------------------------------
-
-    async def search(
-        self,
-        name: str,
-        queries: Sequence[str],
-        top_k: int = 10,
-        where: dict[str, Scalar] | None = None,
-        rerank: Rerank | None = None,
-    ) -> list[list[SearchHit]]:
-        """Semantic search: the ``top_k`` documents nearest each query, best first.
-
-        With ``rerank``, the first stage fetches ``rerank.candidates`` hits by vector search
-        and the second reorders them by WRD / WMD over token vectors (pruned exact transport),
-        each hit keeping its first-stage ``vector_score``.
-
-        Raises:
-            NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
-        """
-        collection = self._get(name)
-        self.limits.check_sentences(queries, "queries")
-        self.limits.check_filter(where)
-        if not 1 <= top_k <= self.limits.max_top_k:
-            raise BatchTooLargeError(
-                f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}] (SENTSIM_MAX_TOP_K)"
-            )
-        first_k, measure = top_k, None
-        if rerank is not None:
-            measure = check_measure(rerank.method)
-            if not 1 <= rerank.candidates <= self.limits.max_rerank_candidates:
-                raise BatchTooLargeError(
-                    f"rerank.candidates={rerank.candidates}; it must be in "
-                    f"[1, {self.limits.max_rerank_candidates}] (SENTSIM_MAX_RERANK_CANDIDATES)"
-                )
-            first_k = max(top_k, rerank.candidates)
-        raw = await self.batcher.encode(list(queries))
-        hits = await asyncio.to_thread(
-            collection.search, raw, first_k, where, self.limits.check_response_bytes
-        )
-        if measure is None:
-            return hits
-        return await self._rerank(collection.uid, list(queries), hits, top_k, measure)
-
-    async def _rerank(
-        self,
-        uid: str,
-        queries: list[str],
-        hits: list[list[SearchHit]],
-        top_k: int,
-        measure: Measure,
-    ) -> list[list[SearchHit]]:
-        if self.encode_tokens is None:
-            raise NotReadyError("reranking needs the encoder's token vectors")
-        tokens: dict[int, np.ndarray] = {}
-        for h in (h for row in hits for h in row):
-            cached = self.token_cache.get((uid, h.seq))
-            if cached is not None:
-                tokens[h.seq] = cached
-        missing = {h.seq: h.text for row in hits for h in row if h.seq not in tokens}
-        texts = list(queries) + list(missing.values())
-        encoded = await self.batcher.run(self.encode_tokens, texts)
-        for seq, vectors in zip(missing, encoded[len(queries) :], strict=True):
-            tokens[seq] = vectors
-            self.token_cache.put((uid, seq), vectors)
-
-        def rank() -> list[list[SearchHit]]:
-            out = []
-            for query_tokens, row in zip(encoded[: len(queries)], hits, strict=True):
-                best = top_k_transport(query_tokens, [tokens[h.seq] for h in row], top_k, measure)
-                out.append(
-                    [
-                        replace(
-                            row[i],
-                            score=distance_to_score(d, measure),
-                            vector_score=row[i].score,
-                            distance=d,
-                        )
-                        for i, d in best
-                    ]
-                )
-            return out
-
-        return await asyncio.to_thread(rank)
 
     # --- whitening ----------------------------------------------------------------------
 
@@ -526,7 +419,7 @@ class CollectionService:
             NotFoundError, EmptyInputError, InputValidationError, ConflictError.
             StorageError: The whitening or the store could not be written.
         """
-        collection = self._get(name)
+        collection = self.get(name)
         if collection.meta.get("transform_name"):
             raise ConflictError(
                 f"collection {name!r} uses the named transform "
@@ -544,33 +437,8 @@ class CollectionService:
                 f"whitening k={config.n_components} exceeds d={self.encoder.dimension}"
             )
         self._check_writable(f"refitting the whitening of collection {name!r}")
-        await asyncio.to_thread(self._writing, self._refit, collection, config)
+        await asyncio.to_thread(self._writing, refit_whitening, collection, config)
         return self._info(collection)
-
-    def _refit(self, collection: Collection, config: WhiteningConfig) -> None:
-        with collection.exclusive(f"refitting the whitening of {collection.name!r}", write=True):
-            if collection.store.count() == 0:
-                raise EmptyInputError(
-                    f"collection {collection.name!r} has no documents to fit whitening on"
-                )
-            whitening = Whitening(
-                config.n_components,
-                beta=config.beta,
-                gamma=config.gamma,
-                model=collection.meta["model"],
-                pooling=collection.meta["pooling"],
-            ).fit(raw for _, raw in collection.store.iter_vectors())
-            previous = collection.folder / (collection.meta.get("whitening_dir") or WHITENING_DIR)
-            folder = collection.folder / f"{WHITENING_DIR}-{uuid.uuid4().hex[:8]}"
-            try:
-                whitening.save(folder)  # its files are fsynced
-                fsync_dir(folder)
-                meta = {"whitening": asdict(config), "whitening_dir": folder.name}
-                collection.retransform(whitening, meta)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-            shutil.rmtree(previous, ignore_errors=True)
 
 
 def check_document_id(doc_id: str, where: str) -> None:

@@ -17,6 +17,7 @@ from app.services.encoders import EncoderOptions, load_encoder
 from app.services.limits import Limits
 from app.services.metrics import Metrics
 from app.services.paraphrase import ParaphraseService
+from app.services.search import SearchService
 from app.services.transforms import TransformRegistry
 from app.services.transport import TokenCache
 
@@ -44,7 +45,8 @@ class Services:
         encoder: The loaded encoder.
         batcher: Dynamic batching in front of the encoder.
         embeddings: Embeddings and similarity.
-        collections: Persistent collections and search.
+        collections: Persistent collections.
+        search: Semantic search over them, with optional WMD / WRD reranking.
         paraphrase: SimBERT paraphrases (503 without a generator).
         metrics: Prometheus metrics.
         limits: Request limits.
@@ -55,6 +57,7 @@ class Services:
     batcher: MicroBatcher
     embeddings: EmbeddingService
     collections: CollectionService
+    search: SearchService
     metrics: Metrics
     limits: Limits
     paraphrase: ParaphraseService
@@ -100,19 +103,21 @@ class Services:
         )
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
         transforms = TransformRegistry(settings.models_dir, encoder)
+        collections = CollectionService(
+            settings.indexes_dir, batcher, info, limits, transforms=transforms
+        )
         return cls(
             settings=settings,
             encoder=encoder,
             batcher=batcher,
             embeddings=EmbeddingService(encoder, batcher, limits, transforms),
-            collections=CollectionService(
-                settings.indexes_dir,
+            collections=collections,
+            search=SearchService(
+                collections,
                 batcher,
-                info,
                 limits,
                 encode_tokens=encoder.encode_tokens,
                 token_cache=TokenCache(int(settings.token_cache_mb * 2**20)),
-                transforms=transforms,
             ),
             metrics=metrics,
             limits=limits,

@@ -1,22 +1,29 @@
-"""Fitting and saving transforms for an encoder, streaming the corpus through it."""
+"""Fitting and saving transforms: for an encoder over a corpus, or for a collection over its
+stored vectors; and the registry of named transforms under the models folder."""
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
 import threading
+import uuid
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.errors import (
     DimensionMismatchError,
+    EmptyInputError,
     InputValidationError,
     ModelLoadError,
     NotFoundError,
     ServiceError,
 )
+from app.core.files import fsync_dir
 from app.encoding.base import Encoder
+from app.index.collection import Collection
 from app.services.encoders import iter_encoded
 from app.transforms.base import EmbeddingTransform, load_transform
 from app.transforms.whitening import Whitening
@@ -105,6 +112,55 @@ def fit_flow(
     ).fit(vectors)
     flow.save(output)
     return flow
+
+
+#: Folder (prefix) of a collection's own whitening.
+WHITENING_DIR = "whitening"
+
+
+@dataclass(frozen=True)
+class WhiteningConfig:
+    """Knobs of a collection's whitening (DESIGN.md §2): k, beta, gamma."""
+
+    n_components: int | None = None
+    beta: float = 1.0
+    gamma: float = 1.0
+
+
+def refit_whitening(collection: Collection, config: WhiteningConfig) -> None:
+    """Fit BERT-whitening on a collection's stored raw vectors and switch it to it, crash-safely:
+    the new whitening goes to its own ``whitening-<id>/`` folder (fsynced), then
+    ``Collection.retransform`` rebuilds the index and commits the folder's name as the switch
+    point; on any failure the new folder is removed and the previous whitening stays in force.
+
+    Raises:
+        EmptyInputError: The collection has no documents.
+        NotFoundError: It was deleted meanwhile.
+        StorageError: A file or the store could not be written.
+    """
+    with collection.exclusive(f"refitting the whitening of {collection.name!r}", write=True):
+        if collection.store.count() == 0:
+            raise EmptyInputError(
+                f"collection {collection.name!r} has no documents to fit whitening on"
+            )
+        whitening = Whitening(
+            config.n_components,
+            beta=config.beta,
+            gamma=config.gamma,
+            model=collection.meta["model"],
+            pooling=collection.meta["pooling"],
+        ).fit(raw for _, raw in collection.store.iter_vectors())
+        previous = collection.folder / (collection.meta.get("whitening_dir") or WHITENING_DIR)
+        folder = collection.folder / f"{WHITENING_DIR}-{uuid.uuid4().hex[:8]}"
+        try:
+            whitening.save(folder)  # its files are fsynced
+            fsync_dir(folder)
+            meta = {"whitening": asdict(config), "whitening_dir": folder.name}
+            collection.retransform(whitening, meta)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 class TransformRegistry:

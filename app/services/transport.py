@@ -95,9 +95,3 @@ class TokenCache:
             while self.nbytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self.nbytes -= evicted.nbytes
-
-    def drop(self, collection: str) -> None:
-        """Forget every entry of a collection."""
-        with self._lock:
-            for key in [k for k in self._entries if k[0] == collection]:
-                self.nbytes -= self._entries.pop(key).nbytes

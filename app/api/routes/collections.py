@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from app.api.deps import CollectionsDep
+from app.api.deps import CollectionsDep, SearchDep
 from app.api.errors import responses
 from app.api.schemas import (
     NAME_PATTERN,
@@ -24,7 +24,9 @@ from app.api.schemas import (
 )
 from app.index.collection import SearchHit
 from app.index.store import Document
-from app.services.collections import DOCUMENT_ID_PATTERN, Rerank, WhiteningConfig
+from app.services.collections import DOCUMENT_ID_PATTERN
+from app.services.search import Rerank
+from app.services.transforms import WhiteningConfig
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
@@ -172,7 +174,7 @@ def delete_document(name: Name, doc_id: DocId, service: CollectionsDep) -> Respo
     responses=responses(400, 401, 404, 413, 422, 429, 503),
 )
 async def search(
-    name: Name, body: SearchRequest, service: CollectionsDep
+    name: Name, body: SearchRequest, service: SearchDep
 ) -> SearchResponse | BatchSearchResponse:
     """The ``top_k`` documents nearest in meaning, best first (``score``: cosine, higher is
     closer), optionally only those whose metadata equals ``filter``."""

@@ -16,6 +16,7 @@ from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
 from app.services.collections import CollectionService, EncoderInfo
 from app.services.limits import Limits
+from app.services.search import SearchService
 
 SENTENCES = [
     "a man plays a guitar",
@@ -39,6 +40,7 @@ class Harness:
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
         self.service = CollectionService(root, self.batcher, info, Limits(max_top_k=20))
         self.service.open_all()
+        self.search = SearchService(self.service, self.batcher, Limits(max_top_k=20))
 
     async def _start(self) -> None:
         self.batcher.start()
@@ -71,7 +73,7 @@ def _fill(h: Harness, name: str = "c", index: str = "flat") -> list[str]:
 
 
 def _top_ids(h: Harness, name: str, queries: list[str], k: int = 3) -> list[list[str]]:
-    return [[hit.id for hit in hits] for hits in h.run(h.service.search(name, queries, k))]
+    return [[hit.id for hit in hits] for hits in h.run(h.search.search(name, queries, k))]
 
 
 def test_each_document_is_its_own_nearest_neighbour(harness: Harness) -> None:
@@ -81,7 +83,7 @@ def test_each_document_is_its_own_nearest_neighbour(harness: Harness) -> None:
 
 def test_search_equals_brute_force_cosine(harness: Harness, tiny_encoder: BertEncoder) -> None:
     _fill(harness)
-    hits = harness.run(harness.service.search("c", ["a dog eats"], 5))[0]
+    hits = harness.run(harness.search.search("c", ["a dog eats"], 5))[0]
     docs, query = tiny_encoder.encode(SENTENCES), tiny_encoder.encode(["a dog eats"])
     cosine = (docs @ query[0]) / np.linalg.norm(docs, axis=1) / np.linalg.norm(query[0])
     order = np.argsort(-cosine)[:5]
@@ -91,12 +93,12 @@ def test_search_equals_brute_force_cosine(harness: Harness, tiny_encoder: BertEn
 
 def test_filter_and_replace(harness: Harness) -> None:
     _fill(harness)
-    hits = harness.run(harness.service.search("c", ["a man"], 10, {"even": True}))[0]
+    hits = harness.run(harness.search.search("c", ["a man"], 10, {"even": True}))[0]
     assert {h.id for h in hits} == {"d0", "d2", "d4", "d6"}
     harness.run(harness.service.upsert("c", [Document("d0", "a girl sings a song", {"i": 0})]))
     assert harness.service.info("c")["count"] == len(SENTENCES)
     assert harness.service.get_document("c", "d0").text == "a girl sings a song"
-    top = harness.run(harness.service.search("c", ["a girl sings a song"], 2))[0]
+    top = harness.run(harness.search.search("c", ["a girl sings a song"], 2))[0]
     assert {h.id for h in top} == {"d0", "d7"}  # the old text of d0 is gone from the index
 
 
@@ -151,7 +153,7 @@ def test_whitening_refit_rebuilds_without_reencoding(
 
 def test_ivf_collection_trains_once_it_has_enough_documents(harness: Harness) -> None:
     _fill(harness, index="IVF2,Flat")
-    assert harness.service._get("c").index.exact_fallback is False
+    assert harness.service.get("c").index.exact_fallback is False
     assert _top_ids(harness, "c", SENTENCES[:2], 1) == [["d0"], ["d1"]]
 
 
@@ -180,7 +182,7 @@ def test_collection_of_another_model_is_listed_unavailable(
         info = reopened.service.info("c")
         assert info["status"] == "unavailable" and "pooling 'mean'" in info["reason"]
         with pytest.raises(NotReadyError, match="unavailable"):
-            reopened.run(reopened.service.search("c", ["a dog"]))
+            reopened.run(reopened.search.search("c", ["a dog"]))
         assert any("'c' unavailable" in r for r in reopened.service.health())
     finally:
         reopened.close()
@@ -221,7 +223,7 @@ def test_a_deleted_collection_refuses_every_operation(harness: Harness) -> None:
     """Requests that got the collection before a delete finish with NotFoundError (404), not
     with the closed store's error."""
     _fill(harness)
-    collection = harness.service._get("c")
+    collection = harness.service.get("c")
     harness.service.delete("c")
     raw = np.zeros((1, collection.vector_dimension), np.float32)
     for call in (

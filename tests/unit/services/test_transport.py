@@ -20,9 +20,7 @@ def test_cache_round_trip_and_lru_bound() -> None:
     got = cache.get(("c", 3))
     assert got is not None and got.dtype == np.float32
     np.testing.assert_allclose(got, tokens, rtol=1e-3)
-    cache.drop("c")
-    assert cache.nbytes == 0 and cache.get(("c", 3)) is None
-    assert (cache.hits, cache.misses) == (1, 2)
+    assert (cache.hits, cache.misses) == (1, 1)
 
 
 def test_disabled_cache_stores_nothing() -> None:

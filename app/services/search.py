@@ -1,0 +1,146 @@
+"""Semantic search over collections, optionally reranked by WMD / WRD over token vectors.
+
+The first stage is the collection's FAISS index (cosine of corrected, L2-normalised vectors);
+the optional second stage reorders its candidates by optimal transport between the query's and
+each document's token vectors (Kusner et al. 2015, WMD; Yokoi et al. 2020, WRD), with the
+documents' token vectors kept in a bounded LRU cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from app.core.errors import BatchTooLargeError, NotReadyError
+from app.index.collection import SearchHit
+from app.index.store import Scalar
+from app.services.batching import MicroBatcher
+from app.services.collections import CollectionService
+from app.services.limits import Limits
+from app.services.transport import TokenCache, check_measure
+from app.similarity.ot import Measure, distance_to_score, top_k_transport
+
+
+@dataclass(frozen=True)
+class Rerank:
+    """Second-stage reranking of search hits by optimal transport over token vectors.
+
+    Attributes:
+        method: ``wrd`` or ``wmd``.
+        candidates: How many first-stage (vector search) hits to rerank.
+    """
+
+    method: str = "wrd"
+    candidates: int = 50
+
+
+class SearchService:
+    """Searches the collections of a ``CollectionService``.
+
+    Args:
+        collections: The collections.
+        batcher: Encodes queries (and, for reranking, token vectors) on the model thread.
+        limits: Request limits (queries, ``top_k``, filter keys, candidates, response bytes).
+        encode_tokens: The encoder's ``encode_tokens`` (for reranking), run on the model thread.
+        token_cache: Cache of documents' token vectors, keyed by the open collection instance
+            and the document's seq (default: none).
+    """
+
+    def __init__(
+        self,
+        collections: CollectionService,
+        batcher: MicroBatcher,
+        limits: Limits,
+        encode_tokens: Callable[[list[str]], list[np.ndarray]] | None = None,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        self.collections = collections
+        self.batcher = batcher
+        self.limits = limits
+        self.encode_tokens = encode_tokens
+        self.token_cache = token_cache or TokenCache(0)
+
+    async def search(
+        self,
+        name: str,
+        queries: Sequence[str],
+        top_k: int = 10,
+        where: dict[str, Scalar] | None = None,
+        rerank: Rerank | None = None,
+    ) -> list[list[SearchHit]]:
+        """Semantic search: the ``top_k`` documents nearest each query, best first.
+
+        With ``rerank``, the first stage fetches ``rerank.candidates`` hits by vector search
+        and the second reorders them by WRD / WMD over token vectors (pruned exact transport),
+        each hit keeping its first-stage ``vector_score``.
+
+        Raises:
+            NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
+        """
+        collection = self.collections.get(name)
+        self.limits.check_sentences(queries, "queries")
+        self.limits.check_filter(where)
+        if not 1 <= top_k <= self.limits.max_top_k:
+            raise BatchTooLargeError(
+                f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}] (SENTSIM_MAX_TOP_K)"
+            )
+        first_k, measure = top_k, None
+        if rerank is not None:
+            measure = check_measure(rerank.method)
+            if not 1 <= rerank.candidates <= self.limits.max_rerank_candidates:
+                raise BatchTooLargeError(
+                    f"rerank.candidates={rerank.candidates}; it must be in "
+                    f"[1, {self.limits.max_rerank_candidates}] (SENTSIM_MAX_RERANK_CANDIDATES)"
+                )
+            first_k = max(top_k, rerank.candidates)
+        raw = await self.batcher.encode(list(queries))
+        hits = await asyncio.to_thread(
+            collection.search, raw, first_k, where, self.limits.check_response_bytes
+        )
+        if measure is None:
+            return hits
+        return await self._rerank(collection.uid, list(queries), hits, top_k, measure)
+
+    async def _rerank(
+        self,
+        uid: str,
+        queries: list[str],
+        hits: list[list[SearchHit]],
+        top_k: int,
+        measure: Measure,
+    ) -> list[list[SearchHit]]:
+        if self.encode_tokens is None:
+            raise NotReadyError("reranking needs the encoder's token vectors")
+        tokens: dict[int, np.ndarray] = {}
+        for h in (h for row in hits for h in row):
+            cached = self.token_cache.get((uid, h.seq))
+            if cached is not None:
+                tokens[h.seq] = cached
+        missing = {h.seq: h.text for row in hits for h in row if h.seq not in tokens}
+        texts = list(queries) + list(missing.values())
+        encoded = await self.batcher.run(self.encode_tokens, texts)
+        for seq, vectors in zip(missing, encoded[len(queries) :], strict=True):
+            tokens[seq] = vectors
+            self.token_cache.put((uid, seq), vectors)
+
+        def rank() -> list[list[SearchHit]]:
+            out = []
+            for query_tokens, row in zip(encoded[: len(queries)], hits, strict=True):
+                best = top_k_transport(query_tokens, [tokens[h.seq] for h in row], top_k, measure)
+                out.append(
+                    [
+                        replace(
+                            row[i],
+                            score=distance_to_score(d, measure),
+                            vector_score=row[i].score,
+                            distance=d,
+                        )
+                        for i, d in best
+                    ]
+                )
+            return out
+
+        return await asyncio.to_thread(rank)
