@@ -201,7 +201,8 @@ class CollectionService:
         """Why the collections are degraded: read-only folder, unavailable collections, failed
         writes, index files that could not be saved. Empty when all is well."""
         reasons = [] if self.read_only is None else [f"read-only: {self.read_only}"]
-        reasons += [f"collection {n!r} unavailable: {r}" for n, r in self._unavailable.items()]
+        unavailable = list(self._unavailable.items())  # a copy: deletes may run meanwhile
+        reasons += [f"collection {n!r} unavailable: {r}" for n, r in unavailable]
         if self.fault is not None:
             reasons.append(f"last write failed: {self.fault}")
         reasons += [c.fault for c in list(self._collections.values()) if c.fault is not None]
@@ -212,7 +213,7 @@ class CollectionService:
         try:
             result = fn(*args)
         except StorageError as exc:
-            if not isinstance(exc, ReadOnlyError):
+            if self.read_only is None:  # read-only since start-up is in health already
                 self.fault = str(exc)
             raise
         self.fault = None
@@ -300,7 +301,7 @@ class CollectionService:
                 infos.append(self._info(collection))
             except NotFoundError:  # deleted while listing
                 continue
-        infos += [self._unavailable_info(n, r) for n, r in self._unavailable.items()]
+        infos += [self._unavailable_info(n, r) for n, r in list(self._unavailable.items())]
         return sorted(infos, key=lambda info: str(info["name"]))
 
     def info(self, name: str) -> dict[str, Any]:

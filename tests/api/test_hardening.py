@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from app.core.config import Settings
 from app.index.faiss_index import FaissIndex
-from app.index.store import DocumentStore
+from app.index.store import Document, DocumentStore
 from app.main import create_app
 from app.services.batching import MicroBatcher
 from app.transforms.whitening import Whitening
@@ -123,6 +123,21 @@ def test_row3_metadata_that_could_not_be_returned_is_refused(client: TestClient)
     assert client.get("/collections/faq/documents/s").status_code == 404
     assert client.get("/collections/faq/documents/d").status_code == 404
     assert client.post("/collections/faq/search", json={"query": "a man"}).status_code == 200
+
+
+def test_row3_documents_stored_before_the_fix_are_still_served(
+    client: TestClient, settings: Settings
+) -> None:
+    """Text with a lone surrogate already in a store (written before the edge refused it) is
+    returned JSON-escaped, not as a 500 on every read."""
+    _fill(client)
+    store = DocumentStore(settings.indexes_dir / "faq" / "store.sqlite")
+    vector = store.iter_vectors().__next__()[1][:1]
+    store.upsert([Document("old", "a man plays a guitar", {"note": "x\ud800"})], vector)
+    store.close()
+    response = client.get("/collections/faq/documents/old")
+    assert response.status_code == 200 and b'"x\\ud800"' in response.content
+    assert response.json()["metadata"]["note"] == "x\ud800"
 
 
 # --- 4, 5. collection lifecycle under concurrency and failure ---------------------------
