@@ -195,8 +195,9 @@ class DocumentStore:
     def filter_seqs(self, where: dict[str, Scalar]) -> np.ndarray:
         """Seqs of the documents whose metadata equals ``where`` on every key, int64 (m,).
 
-        Keys are matched as whole top-level keys (any characters, dots and quotes included);
-        values by JSON type and value (``1`` matches ``1`` and ``1.0``, not ``"1"`` or ``true``).
+        Keys are whole top-level keys (dots, brackets, quotes and any other characters
+        included); values match by JSON type and value (``1`` matches ``1`` and ``1.0``, not
+        ``"1"`` or ``true``).
 
         Raises:
             InputValidationError: A filter value is not a JSON scalar.
@@ -206,15 +207,12 @@ class DocumentStore:
         for key, value in where.items():
             if isinstance(value, dict | list):
                 raise InputValidationError(f"filter value of {key!r} must be a scalar")
-            args: list[Scalar]
-            if value is None or isinstance(value, bool):
-                test, args = "type = ?", ["null" if value is None else str(value).lower()]
-            elif isinstance(value, int | float):
-                test, args = "type IN ('integer', 'real') AND value = ?", [value]
-            else:
-                test, args = "type = 'text' AND value = ?", [value]
-            clauses.append(f"EXISTS (SELECT 1 FROM json_each(metadata) WHERE key = ? AND {test})")
-            params += [key, *args]
+            if '"' in key:  # a JSON path cannot name it: look the key up among all keys
+                clause, args = _filter_by_each(key, value)
+            else:  # a quoted path label, compared with the stored (ASCII-escaped) JSON key
+                clause, args = _filter_by_path("$." + json.dumps(key), value)
+            clauses.append(clause)
+            params += args
         sql = "SELECT seq FROM documents" + (" WHERE " + " AND ".join(clauses) if clauses else "")
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
@@ -267,6 +265,25 @@ class DocumentStore:
         seqs = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return seqs, vectors
+
+
+def _filter_by_path(path: str, value: Scalar) -> tuple[str, list[Any]]:
+    """``metadata`` at ``path`` equals ``value`` (the fast way: no scan of every key)."""
+    if value is None:
+        return "json_type(metadata, ?) = 'null'", [path]
+    if isinstance(value, bool):
+        return "json_type(metadata, ?) = ?", [path, "true" if value else "false"]
+    return "json_extract(metadata, ?) = ?", [path, value]
+
+
+def _filter_by_each(key: str, value: Scalar) -> tuple[str, list[Any]]:
+    """``metadata`` has top-level ``key`` equal to ``value``, for keys no path can name."""
+    test, args = "type = 'text' AND value = ?", [value]
+    if value is None or isinstance(value, bool):
+        test, args = "type = ?", ["null" if value is None else str(value).lower()]
+    elif isinstance(value, int | float):
+        test = "type IN ('integer', 'real') AND value = ?"
+    return f"EXISTS (SELECT 1 FROM json_each(metadata) WHERE key = ? AND {test})", [key, *args]
 
 
 def _chunks(seqs: Sequence[int], size: int = 500) -> Iterator[list[int]]:

@@ -90,3 +90,19 @@ def test_read_only_store_reads_and_refuses_writes(tmp_path: Path) -> None:
     reader.close()
     with pytest.raises(sqlite3.Error):
         DocumentStore(tmp_path / "missing.sqlite", read_only=True)
+
+
+@pytest.mark.parametrize(
+    "key", ["lang", "a.b", "a[0]", "$k", "中文", "é ü", "a\\b", 'say "hi"', ""]
+)
+def test_filters_name_any_top_level_key(tmp_path: Path, key: str) -> None:
+    store = DocumentStore(tmp_path / "s.sqlite")
+    docs = [Document("a", "t", {key: 1, "n": None}), Document("b", "t", {key: "1", "n": True})]
+    store.upsert(docs, np.ones((2, 4), np.float32))
+    assert store.filter_seqs({key: 1}).tolist() == [1]
+    assert store.filter_seqs({key: 1.0}).tolist() == [1]
+    assert store.filter_seqs({key: "1"}).tolist() == [2]
+    assert store.filter_seqs({key: "1", "n": True}).tolist() == [2]
+    assert store.filter_seqs({key: 1, "n": None}).tolist() == [1]
+    assert store.filter_seqs({key: 2}).tolist() == []
+    store.close()
