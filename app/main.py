@@ -17,7 +17,6 @@ from app.api.middleware import (
     BodySizeLimitMiddleware,
     MetricsMiddleware,
 )
-from app.api.responses import SafeJSONResponse
 from app.core.config import Settings, get_settings
 from app.services.container import Services
 from app.services.metrics import Metrics
@@ -57,7 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "semantic search over persistent FAISS collections with BERT-whitening."
         ),
         lifespan=lifespan,
-        default_response_class=SafeJSONResponse,
     )
     app.state.services = None
     server_folders = [

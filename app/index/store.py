@@ -171,7 +171,7 @@ class DocumentStore:
             row = self._db.execute(
                 "SELECT id, text, metadata, seq FROM documents WHERE id = ?", (doc_id,)
             ).fetchone()
-        return None if row is None else Document(row[0], row[1], json.loads(row[2]), row[3])
+        return None if row is None else Document(row[0], row[1], _load_metadata(row[2]), row[3])
 
     def get_by_seqs(self, seqs: Sequence[int]) -> dict[int, Document]:
         """The documents with these seqs (missing ones are left out), keyed by seq."""
@@ -183,7 +183,7 @@ class DocumentStore:
                     f"SELECT id, text, metadata, seq FROM documents WHERE seq IN ({marks})", chunk
                 )
                 for r in rows:
-                    found[int(r[3])] = Document(r[0], r[1], json.loads(r[2]), int(r[3]))
+                    found[int(r[3])] = Document(r[0], r[1], _load_metadata(r[2]), int(r[3]))
         return found
 
     def seqs(self) -> np.ndarray:
@@ -265,6 +265,26 @@ class DocumentStore:
         seqs = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return seqs, vectors
+
+
+def _load_metadata(text: str) -> dict[str, Any]:
+    """Stored metadata JSON as a dict. A lone surrogate (``\\ud800`` in the JSON; refused at
+    the API since, but stored by earlier versions) comes back as its escape text, so that no
+    response that includes it fails to encode as UTF-8."""
+    metadata: dict[str, Any] = json.loads(text)
+    if "\\ud" in text.lower():  # JSON escapes of UTF-16 surrogates, paired or not
+        metadata = _escape_surrogates(metadata)
+    return metadata
+
+
+def _escape_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escape_surrogates(k): _escape_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_surrogates(v) for v in value]
+    return value
 
 
 def _filter_by_path(path: str, value: Scalar) -> tuple[str, list[Any]]:

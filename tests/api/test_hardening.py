@@ -128,16 +128,22 @@ def test_row3_metadata_that_could_not_be_returned_is_refused(client: TestClient)
 def test_row3_documents_stored_before_the_fix_are_still_served(
     client: TestClient, settings: Settings
 ) -> None:
-    """Text with a lone surrogate already in a store (written before the edge refused it) is
-    returned JSON-escaped, not as a 500 on every read."""
+    """Metadata with a lone surrogate already in a store (written before the edge refused it)
+    comes back with the surrogate as its escape text, not as a 500 on every read; proper
+    surrogate pairs (emoji) are untouched."""
     _fill(client)
     store = DocumentStore(settings.indexes_dir / "faq" / "store.sqlite")
     vector = store.iter_vectors().__next__()[1][:1]
-    store.upsert([Document("old", "a man plays a guitar", {"note": "x\ud800"})], vector)
+    metadata = {"note": "x\ud800", "emoji": "\U0001f600", "deep": [{"k\udfff": 1}]}
+    store.upsert([Document("old", "a man plays a guitar", metadata)], vector)
     store.close()
     response = client.get("/collections/faq/documents/old")
-    assert response.status_code == 200 and b'"x\\ud800"' in response.content
-    assert response.json()["metadata"]["note"] == "x\ud800"
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"] == {
+        "note": "x\\ud800",
+        "emoji": "\U0001f600",
+        "deep": [{"k\\udfff": 1}],
+    }
 
 
 # --- 4, 5. collection lifecycle under concurrency and failure ---------------------------
