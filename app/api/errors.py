@@ -91,8 +91,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        message = str(err.get("msg", "invalid"))
+        # Checks of the whole body (a lone surrogate anywhere) name the field themselves.
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
