@@ -141,8 +141,8 @@ def storage_error(what: str, exc: BaseException) -> StorageError:
         )
     if code in _FULL or "full" in text:
         reason = "the disk is full"
-        fix = "free space on the volume of the indexes folder (SENTSIM_INDEXES_DIR), then retry"
+        fix = "Free space on the volume of the indexes folder (SENTSIM_INDEXES_DIR), then retry"
     else:
         reason = os.strerror(code) if code is not None else (str(exc) or type(exc).__name__)
-        fix = "check the volume of the indexes folder (SENTSIM_INDEXES_DIR), then retry"
+        fix = "Check the volume of the indexes folder (SENTSIM_INDEXES_DIR), then retry"
     return StorageError(f"{what} failed: {reason}; nothing was changed. {fix}")
