@@ -65,6 +65,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
             capture_output=True,
             text=True,
             timeout=900,
+            cwd=tmp_path,  # schemathesis keeps a .schemathesis/ cache in its working folder
         )
     result = json.loads(report.read_text())
     failures, errors = result["failures"], result["errors"]
