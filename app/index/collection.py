@@ -136,7 +136,7 @@ class Collection:
     @property
     def vector_dimension(self) -> int:
         """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
-        return self.transform.n_components if self.transform else int(self.meta["dimension"])
+        return _dimension(self.meta, self.transform)
 
     @classmethod
     def create(
@@ -157,7 +157,7 @@ class Collection:
             InputValidationError: The index description is not accepted.
             StorageError: The folder could not be written (nothing is left behind).
         """
-        d = transform.n_components if transform else int(meta["dimension"])
+        d = _dimension(meta, transform)
         parse_spec(meta["index"], d)
         name = str(meta["name"])
         staging = root / f"{STAGING_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
@@ -250,7 +250,7 @@ class Collection:
 
     def _build(self, transform: VectorTransform | None) -> FaissIndex:
         """An index of every stored vector prepared with ``transform``, trained if need be."""
-        d = transform.n_components if transform else int(self.meta["dimension"])
+        d = _dimension(self.meta, transform)
         parts = [(s, _prepare(v, transform)) for s, v in self.store.iter_vectors()]
         seqs = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         vectors = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, d), np.float32)
@@ -394,13 +394,33 @@ class Collection:
             StorageError: The folder could not be renamed; the collection is unchanged.
         """
         with self.exclusive(f"deleting collection {self.name!r}", write=True):
-            trash = self.folder.with_name(f"{TRASH_PREFIX}{self.name}-{uuid.uuid4().hex[:8]}")
-            self.folder.rename(trash)
+            trash = move_to_trash(self.folder)
             self.closed = True
             self.store.close()
-        shutil.rmtree(trash, ignore_errors=True)
-        if trash.exists():
-            logger.warning("deleted collection %s: files left in %s", self.name, trash.name)
+        empty_trash(trash)
+
+
+def move_to_trash(folder: Path) -> Path:
+    """Rename a collection folder out of the way (the first, atomic step of a delete).
+
+    Raises:
+        OSError: It could not be renamed; it is unchanged.
+    """
+    trash = folder.with_name(f"{TRASH_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
+    folder.rename(trash)
+    return trash
+
+
+def empty_trash(trash: Path) -> None:
+    """Remove a renamed folder; what cannot be removed now is swept on the next start."""
+    shutil.rmtree(trash, ignore_errors=True)
+    if trash.exists():
+        logger.warning("files of a deleted collection left in %s", trash.name)
+
+
+def _dimension(meta: dict[str, Any], transform: VectorTransform | None) -> int:
+    """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
+    return transform.n_components if transform else int(meta["dimension"])
 
 
 def _prepare(raw: Embeddings, transform: VectorTransform | None) -> Embeddings:

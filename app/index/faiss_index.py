@@ -114,11 +114,6 @@ def _make(spec: str, d: int) -> faiss.Index:
     return index
 
 
-def check_spec(spec: str, dimension: int) -> None:
-    """Raise ``InputValidationError`` unless ``spec`` is an accepted index of ``dimension``."""
-    parse_spec(spec, dimension)
-
-
 class FaissIndex:
     """A FAISS index (``IndexIDMap2`` over one of the forms of ``SPEC_GRAMMAR``).
 

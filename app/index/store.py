@@ -238,8 +238,7 @@ class DocumentStore:
     ) -> Iterator[tuple[np.ndarray, Embeddings]]:
         """Yield ``(seqs int64 (b,), raw vectors float32 (b, d))`` batches, all or these seqs."""
         if seqs is not None:
-            for start in range(0, len(seqs), batch):
-                chunk = [int(s) for s in seqs[start : start + batch]]
+            for chunk in _chunks(seqs, batch):
                 marks = ",".join("?" * len(chunk))
                 with self._lock:
                     rows = self._db.execute(
@@ -306,7 +305,7 @@ def _filter_by_each(key: str, value: Scalar) -> tuple[str, list[Any]]:
     return f"EXISTS (SELECT 1 FROM json_each(metadata) WHERE key = ? AND {test})", [key, *args]
 
 
-def _chunks(seqs: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+def _chunks(seqs: Sequence[int] | np.ndarray, size: int = 500) -> Iterator[list[int]]:
     """``seqs`` as lists of at most ``size`` ints (SQLite bounds the parameters per query)."""
     for start in range(0, len(seqs), size):
         yield [int(s) for s in seqs[start : start + size]]

@@ -4,7 +4,8 @@ The store+index aggregate of one collection is ``app.index.collection.Collection
 service keeps the registry around it: every collection under the indexes folder, opened (or
 listed as unavailable, with the reason, when it cannot be), the encoder behind them, their
 transforms (a named fitted transform from the models folder, or the collection's own
-BERT-whitening in a ``whitening-<id>/`` folder), request limits, and reranking.
+BERT-whitening in a ``whitening-<id>/`` folder) and the limits of documents. Searching is
+``app.services.search``.
 
 Storage faults: a failed write raises ``StorageError`` and marks the service degraded (see
 ``health``) until a later write succeeds; an indexes folder that cannot be written at start-up
@@ -37,8 +38,8 @@ from app.core.errors import (
     StorageError,
     storage_error,
 )
-from app.index.collection import STORE_FILE, TRASH_PREFIX, Collection, sweep
-from app.index.faiss_index import check_spec
+from app.index.collection import STORE_FILE, Collection, empty_trash, move_to_trash, sweep
+from app.index.faiss_index import parse_spec
 from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
 from app.services.limits import Limits
@@ -267,7 +268,7 @@ class CollectionService:
             if self.transforms is None:
                 raise NotFoundError("this service has no models folder for named transforms")
             fitted = self.transforms.get(transform)
-        check_spec(index, fitted.n_components if fitted else d)
+        parse_spec(index, fitted.n_components if fitted else d)
         if whitening and whitening.n_components and whitening.n_components > d:
             raise InputValidationError(
                 f"whitening k={whitening.n_components} exceeds the model's dimension d={d}"
@@ -351,12 +352,11 @@ class CollectionService:
             del self._collections[name]
 
     def _remove_folder(self, name: str) -> None:
-        trash = self.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         try:
-            (self.root / name).rename(trash)
+            trash = move_to_trash(self.root / name)
         except OSError as exc:
             raise storage_error(f"deleting collection {name!r}", exc) from None
-        shutil.rmtree(trash, ignore_errors=True)
+        empty_trash(trash)
 
     # --- documents ----------------------------------------------------------------------
 
@@ -380,7 +380,7 @@ class CollectionService:
             self.limits.check_metadata(doc.metadata, f"documents[{i}].metadata")
             if doc.id:
                 check_document_id(doc.id, f"documents[{i}].id")
-        self._check_writable(f"storing documents in collection {name!r}")
+        self._check_writable(f"storing documents in collection {name!r}")  # before encoding
         docs = [d if d.id else Document(uuid.uuid4().hex, d.text, d.metadata) for d in documents]
         ids = [d.id for d in docs]
         if len(set(ids)) != len(ids):
@@ -398,7 +398,6 @@ class CollectionService:
     def delete_document(self, name: str, doc_id: str) -> None:
         """Delete a document. Raises ``NotFoundError``, ``StorageError``."""
         collection = self.get(name)
-        self._check_writable(f"deleting a document of collection {name!r}")
         self._writing(collection.delete, doc_id)
 
     # --- whitening ----------------------------------------------------------------------
@@ -437,7 +436,6 @@ class CollectionService:
             raise InputValidationError(
                 f"whitening k={config.n_components} exceeds d={self.encoder.dimension}"
             )
-        self._check_writable(f"refitting the whitening of collection {name!r}")
         await asyncio.to_thread(self._writing, refit_whitening, collection, config)
         return self._info(collection)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.core.errors import DimensionMismatchError, InputValidationError
-from app.index.faiss_index import FaissIndex, check_spec
+from app.index.faiss_index import FaissIndex, parse_spec
 
 
 def _unit(n: int, d: int, seed: int) -> np.ndarray:
@@ -85,8 +85,8 @@ def test_save_load_round_trip(tmp_path: Path, data) -> None:
 
 def test_bad_input() -> None:
     with pytest.raises(InputValidationError, match="accepted: flat | hnsw"):
-        check_spec("NotAnIndex", 8)
+        parse_spec("NotAnIndex", 8)
     with pytest.raises(InputValidationError, match="not an accepted"):
-        check_spec("IDMap,Flat", 8)
+        parse_spec("IDMap,Flat", 8)
     with pytest.raises(DimensionMismatchError):
         FaissIndex(8).add(np.arange(2), np.zeros((2, 4), np.float32))
