@@ -379,11 +379,25 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
+@app.command("export-simbert")
+def export_simbert_command(
+    source: Annotated[Path, typer.Option(help="A train-simbert output folder.")],
+    output: Annotated[Path, typer.Option(help="The folder to ship, e.g. models/NAME.")],
+) -> None:
+    """Write a trained generator as fp16 safetensors + tokenizer + training record + SHA256SUMS."""
+    from app.generation.training import export_generator
+
+    with _domain_errors():
+        names = export_generator(source, output)
+    typer.echo(f"wrote {', '.join(names)} to {output}")
+
+
 @app.command("paraphrase")
 def paraphrase_command(
     text: Annotated[str, typer.Argument(help="The sentence to paraphrase.")],
     generator: Annotated[
-        str | None, typer.Option(help="SimBERT checkpoint folder (default: SENTSIM_GENERATOR).")
+        str | None,
+        typer.Option(help="SimBERT checkpoint folder (default: SENTSIM_GENERATOR, else shipped)."),
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Paraphrases printed (k).")] = 5,
     num_return_sequences: Annotated[int, typer.Option(min=1, help="Candidates sampled (n).")] = 32,
@@ -394,11 +408,11 @@ def paraphrase_command(
     device: DeviceOpt = None,
 ) -> None:
     """Print paraphrases of TEXT, one per line: score (cosine to TEXT) and text."""
-    from app.generation.simbert import SimBertGenerator
+    from app.generation.simbert import SimBertGenerator, generator_path
 
     with _domain_errors():
-        path = generator or get_settings().generator
-        if not path:
+        path = generator_path(generator or get_settings().generator)
+        if path is None:
             raise NotReadyError(NO_GENERATOR)
         results = SimBertGenerator.load(path, device=device).generate(
             text,

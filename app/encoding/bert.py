@@ -16,7 +16,12 @@ from app.core.errors import InputValidationError, ModelLoadError
 from app.core.types import Embeddings
 from app.encoding.pooling import check_pooling, needs_hidden_states, pool
 from app.encoding.quantization import quantize_int8
-from app.encoding.registry import DEFAULT_MODEL, checkpoint_max_seq_length, resolve_model
+from app.encoding.registry import (
+    DEFAULT_MODEL,
+    checkpoint_max_seq_length,
+    load_failure,
+    resolve_model,
+)
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
@@ -106,7 +111,7 @@ class BertEncoder:
         resolved = resolve_model(model_name_or_path)
         self.model_name = resolved.name
         self.tokenizer, model, self.config = _load_checkpoint(
-            resolved.path, allow_pickle=allow_pickle
+            resolved.path, allow_pickle=allow_pickle, local_files_only=resolved.local_files_only
         )
         model.to(self.device)
         self.model: torch.nn.Module = quantize_int8(model) if precision == "int8" else model
@@ -302,7 +307,7 @@ class BertEncoder:
 
 
 def _load_checkpoint(
-    path: str, *, allow_pickle: bool
+    path: str, *, allow_pickle: bool, local_files_only: bool = False
 ) -> tuple[PreTrainedTokenizerBase, torch.nn.Module, PretrainedConfig]:
     """Load tokenizer, model (in eval mode) and config from a local directory or a Hub id.
 
@@ -313,18 +318,15 @@ def _load_checkpoint(
     from transformers import AutoModel, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
         # float32 whatever the stored dtype: precision is applied afterwards, by this class.
         model = AutoModel.from_pretrained(
-            path, use_safetensors=None if allow_pickle else True, dtype=torch.float32
+            path,
+            use_safetensors=None if allow_pickle else True,
+            dtype=torch.float32,
+            local_files_only=local_files_only,
         )
     except (OSError, ValueError) as exc:
-        hint = (
-            ""
-            if allow_pickle
-            else " Only safetensors weights load by default; if you trust this checkpoint's "
-            "pickle-based weights, pass allow_pickle=True (CLI --allow-pickle)."
-        )
-        raise ModelLoadError(f"cannot load model {path!r}: {exc}.{hint}") from exc
+        raise ModelLoadError(load_failure(path, exc, allow_pickle=allow_pickle)) from exc
     model.eval()
     return tokenizer, model, model.config

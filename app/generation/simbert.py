@@ -18,6 +18,7 @@ embedding of a alone: the same forward pass serves both losses.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ import torch.nn.functional as F  # noqa: N812 (the usual name)
 from torch import Tensor
 
 from app.core.errors import InputValidationError, ModelLoadError
+from app.encoding.registry import load_failure, resolve_model, verify_checksums
 
 #: Retrieval-loss scale s (SimBERT's 30).
 RETRIEVAL_SCALE = 30.0
@@ -104,6 +106,30 @@ def retrieval_loss(cls_vectors: Tensor, scale: float = RETRIEVAL_SCALE) -> Tenso
     return F.cross_entropy(logits, partners)
 
 
+#: The paraphrase model shipped in the repository's ``models/`` folder (see its README).
+SHIPPED_GENERATOR = Path(__file__).resolve().parents[2] / "models" / "simbert-quora"
+
+#: The ``generator`` setting that turns paraphrasing off.
+NO_GENERATOR_SETTING = "none"
+
+
+def generator_path(setting: str | None) -> str | None:
+    """The checkpoint a ``generator`` setting names.
+
+    Args:
+        setting: A folder or Hub id; ``none`` (any case) for no generator; ``None`` (unset)
+            for ``SHIPPED_GENERATOR`` when it is there (a clone, the Docker image).
+
+    Returns:
+        What to pass to ``SimBertModel.load``, or ``None`` for no generator.
+    """
+    if setting is None:
+        return str(SHIPPED_GENERATOR) if SHIPPED_GENERATOR.is_dir() else None
+    if setting.strip().lower() == NO_GENERATOR_SETTING:
+        return None
+    return setting
+
+
 class SimBertModel:
     """A Hugging Face ``BertForMaskedLM`` used the SimBERT way.
 
@@ -124,21 +150,34 @@ class SimBertModel:
 
     @classmethod
     def load(cls, path: str, *, device: str | None = None, max_length: int = 64) -> SimBertModel:
-        """Load a checkpoint (``from_pretrained``, safetensors only).
+        """Load a checkpoint (``from_pretrained``, safetensors only, float32 whatever is stored).
+
+        A folder with a ``SHA256SUMS`` file (a shipped model) is verified against it first.
 
         Raises:
-            ModelLoadError: Missing or unreadable checkpoint.
+            ModelLoadError: Missing or unreadable checkpoint; a path that is not a folder or a
+                Hub id that cannot be had, at once (``resolve_model``).
+            ModelIntegrityError: A file differs from its recorded SHA-256.
         """
         from transformers import AutoTokenizer, BertForMaskedLM
         from transformers.utils import logging as hf_logging
 
+        resolved = resolve_model(path)
+        if Path(resolved.path).is_dir():
+            verify_checksums(Path(resolved.path))
+        local_only = resolved.local_files_only
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity(logging.ERROR)  # the "newly initialised head" report
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = BertForMaskedLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=local_only)
+            model = BertForMaskedLM.from_pretrained(
+                resolved.path,
+                use_safetensors=True,
+                dtype=torch.float32,
+                local_files_only=local_only,
+            )
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load SimBERT checkpoint {path!r}: {exc}") from exc
+            raise ModelLoadError(load_failure(path, exc)) from exc
         finally:
             hf_logging.set_verbosity(verbosity)
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -151,9 +190,18 @@ class SimBertModel:
         device: torch.device = next(self.model.parameters()).device
         return device
 
-    def save(self, path: str | Path) -> None:
-        """``save_pretrained`` (safetensors) of the model and its tokenizer."""
-        self.model.save_pretrained(path)
+    def save(self, path: str | Path, *, dtype: torch.dtype | None = None) -> None:
+        """``save_pretrained`` (safetensors) of the model and its tokenizer.
+
+        Args:
+            path: The folder.
+            dtype: Store the weights in this dtype (``torch.float16`` halves the file); the
+                model in memory is unchanged.
+        """
+        model = self.model
+        if dtype is not None:
+            model = copy.deepcopy(model).to(dtype)
+        model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
 
     def encode_pairs(self, sources: Sequence[str], targets: Sequence[str]) -> dict[str, Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from app.core.errors import EmptyInputError, InputValidationError
+from app.encoding.registry import CHECKSUMS_FILE, write_checksums
 from app.generation.simbert import SimBertModel
 
 CHECKPOINT_DIR = "checkpoint"
@@ -222,3 +224,33 @@ def train_simbert(
     if not math.isfinite(report.seq2seq_losses[-1] if report.seq2seq_losses else 0.0):
         raise InputValidationError("training diverged (non-finite loss); lower --lr")
     return report
+
+
+#: Files of a shipped generator that ``export_generator`` writes, besides the tokenizer's.
+TRAINING_RECORD = "training.json"
+
+
+def export_generator(source: str | Path, output: str | Path) -> list[str]:
+    """Write a trained generator as a shippable folder: float16 safetensors (half the size;
+    loaded back as float32), its tokenizer, the training record and ``SHA256SUMS``, which
+    ``SimBertModel.load`` verifies.
+
+    Args:
+        source: A ``train_simbert`` output folder.
+        output: The folder to write (created; its files replaced).
+
+    Returns:
+        The files written, by name.
+
+    Raises:
+        ModelLoadError: ``source`` cannot be loaded.
+    """
+    source, output = Path(source), Path(output)
+    simbert = SimBertModel.load(str(source), device="cpu")
+    output.mkdir(parents=True, exist_ok=True)
+    simbert.save(output, dtype=torch.float16)
+    if (source / TRAINING_RECORD).is_file():
+        shutil.copyfile(source / TRAINING_RECORD, output / TRAINING_RECORD)
+    names = sorted(p.name for p in output.iterdir() if p.is_file() and p.name != CHECKSUMS_FILE)
+    write_checksums(output, names)
+    return [*names, CHECKSUMS_FILE]

@@ -27,13 +27,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _load_generator(path: str | None, device: str | None) -> SimBertGenerator | None:
-    """The SimBERT generator at ``path`` (torch loads here), or ``None`` when unset."""
-    if not path:
-        return None
-    from app.generation.simbert import SimBertGenerator
+def _load_generator(setting: str | None, device: str | None) -> SimBertGenerator | None:
+    """The SimBERT generator a setting names (``generator_path``; torch loads here)."""
+    from app.generation.simbert import SimBertGenerator, generator_path
 
-    return SimBertGenerator.load(path, device=device)
+    path = generator_path(setting)
+    return None if path is None else SimBertGenerator.load(path, device=device)
 
 
 @dataclass
@@ -103,14 +102,22 @@ class Services:
         )
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
         transforms = TransformRegistry(settings.models_dir, encoder)
+        embeddings = EmbeddingService(
+            encoder, batcher, limits, transforms, settings.served_model_names
+        )
         collections = CollectionService(
-            settings.indexes_dir, batcher, info, limits, transforms=transforms
+            settings.indexes_dir,
+            batcher,
+            info,
+            limits,
+            transforms=transforms,
+            check_length=embeddings.check_length,
         )
         return cls(
             settings=settings,
             encoder=encoder,
             batcher=batcher,
-            embeddings=EmbeddingService(encoder, batcher, limits, transforms),
+            embeddings=embeddings,
             collections=collections,
             search=SearchService(
                 collections,
@@ -181,6 +188,6 @@ class Services:
                 "max_filter_keys": self.limits.max_filter_keys,
                 "max_response_bytes": self.limits.max_response_bytes,
             },
-            "generator": self.settings.generator,
+            "generator": self.paraphrase.model_name,
             "version": __version__,
         }

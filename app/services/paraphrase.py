@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from app.generation.simbert import Paraphrase, SimBertGenerator
 
 NO_GENERATOR = (
-    "no paraphrase generator is loaded: train one with `sentsim train-simbert --pairs "
-    "FILE.tsv --output models/NAME`, or point SENTSIM_GENERATOR (or `sentsim serve "
-    "--generator`) at a SimBERT checkpoint folder, then restart"
+    "no paraphrase generator is loaded: unset SENTSIM_GENERATOR to use the shipped "
+    "models/simbert-quora (run from a clone of sentsim), or point SENTSIM_GENERATOR (or "
+    "`sentsim serve --generator`) at a SimBERT checkpoint folder, then restart"
 )
 
 
@@ -44,6 +44,12 @@ class ParaphraseService:
     ) -> None:
         self.generator = generator
         self.limits = limits
+        #: The generator's folder name or Hub id (no server path), ``None`` without one.
+        self.model_name = (
+            None
+            if generator is None
+            else str(generator.simbert.model.name_or_path).rstrip("/").rsplit("/", 1)[-1]
+        )
         self._semaphore = asyncio.Semaphore(max_concurrent)
 
     async def paraphrase(

@@ -26,6 +26,7 @@ def settings(tmp_path: Path, tiny_bert_dir: Path) -> Settings:
         max_request_bytes=64 * 1024,
         max_wait_ms=1,
         allowed_hosts=["testserver"],  # TestClient's Host
+        generator="none",  # not the shipped one: tests/api/routes/test_paraphrase.py trains its own
     )
 
 
