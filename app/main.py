@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
-from app.api.errors import redactor, register_exception_handlers
+from app.api.errors import document_errors, redactor, register_exception_handlers
 from app.api.main import api_router
 from app.api.middleware import (
     AllowedHostsMiddleware,
@@ -48,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.services = None
             await services.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets the fastapi-offline package ships: no CDN.
+    app = FastAPIOffline(
         title="sentsim",
         version=__version__,
         description=(
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     register_exception_handlers(app, redactor(server_folders))
     app.include_router(api_router)
+    document_errors(app)
 
     def observe(method: str, route: str, status: int, seconds: float) -> None:
         metrics = metrics_holder.get("metrics")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.errors import NotReadyError, UnauthorizedError
 from app.services.collections import CollectionService
@@ -47,18 +48,29 @@ CollectionsDep = Annotated[CollectionService, Depends(get_collections)]
 SearchDep = Annotated[SearchService, Depends(get_search)]
 
 
+#: The OpenAPI security scheme (Swagger UI's Authorize button); the check itself is below.
+bearer = HTTPBearer(
+    auto_error=False,
+    description="With SENTSIM_API_KEY set: Authorization: Bearer <key> (OpenAI clients: api_key).",
+)
+
+
 def require_api_key(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
 ) -> None:
-    """With ``SENTSIM_API_KEY`` set, require ``Authorization: Bearer <key>``.
+    """With ``SENTSIM_API_KEY`` set, require ``Authorization: Bearer <key>`` (``credentials``
+    only declares the scheme; the raw header is compared, as bytes).
 
     Raises:
         UnauthorizedError: The header is missing or the key is wrong.
     """
+    del credentials
     key = services.settings.api_key
     if key is None:
         return
-    scheme, _, given = (authorization or "").partition(" ")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
     # HTTP headers are bytes; Starlette decodes them as Latin-1, so encoding back as Latin-1
     # gives the bytes sent, which a client sends as UTF-8 for a non-ASCII key.
     if scheme.lower() != "bearer" or not secrets.compare_digest(

@@ -1,7 +1,9 @@
-"""The one place that maps errors to HTTP: ``ERROR_STATUS`` and the exception handlers.
+"""The one place that maps errors to HTTP: ``ERROR_STATUS``, the bodies, the exception handlers.
 
-Every error body is ``{"error": str, "error_type": str}`` (TEI's ``ErrorResponse``). Routes
-contain no try/except: domain errors propagate here.
+Every error body is ``{"error": str, "error_type": str}`` (TEI's ``ErrorResponse``), except
+under ``/v1/``, the OpenAI-compatible routes, where it is OpenAI's
+``{"error": {"message", "type", "param", "code"}}`` (``code`` is the same ``error_type``), so
+OpenAI SDKs show the message. Routes contain no try/except: domain errors propagate here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import (
@@ -61,12 +63,54 @@ ERROR_STATUS: dict[type[ServiceError], int] = {
 #: FastAPI's message for a request body it could not decode at all.
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
+#: The answer to a body that is not JSON at all.
+INVALID_JSON = (
+    "the request body is not valid JSON: send UTF-8 encoded JSON with "
+    "Content-Type: application/json"
+)
+
 
 class ErrorResponse(BaseModel):
-    """The body of every error response."""
+    """The body of an error response (every route outside ``/v1/``)."""
 
-    error: str
-    error_type: str
+    error: str = Field(description="What was wrong and how to fix it.")
+    error_type: str = Field(description="A stable name of the error, e.g. validation_error.")
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error object."""
+
+    message: str = Field(description="What was wrong and how to fix it.")
+    type: str = Field(description="invalid_request_error, authentication_error, ...")
+    param: str | None = Field(description="The request field at fault, when one is.")
+    code: str = Field(description="A stable name of the error (sentsim's error_type).")
+
+
+class OpenAIErrorResponse(BaseModel):
+    """The body of an error response under ``/v1/`` (OpenAI's shape)."""
+
+    error: OpenAIError
+
+
+#: HTTP status -> OpenAI error ``type``; others are invalid_request_error (4xx) or server_error.
+OPENAI_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def is_openai_path(path: str) -> bool:
+    """Whether ``path`` is under ``/v1/`` (answered in OpenAI's error shape)."""
+    return path == "/v1" or path.startswith("/v1/")
+
+
+def error_body(
+    path: str, status: int, message: str, error_type: str, param: str | None = None
+) -> dict[str, Any]:
+    """The error body for a request to ``path``: OpenAI's shape under ``/v1/``, else TEI's."""
+    if is_openai_path(path):
+        kind = OPENAI_ERROR_TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        return {"error": {"message": message, "type": kind, "param": param, "code": error_type}}
+    return {"error": message, "error_type": error_type}
 
 
 def status_of(exc: ServiceError) -> int:
@@ -77,21 +121,94 @@ def status_of(exc: ServiceError) -> int:
     return 500
 
 
-def error_response(status: int, message: str, error_type: str) -> JSONResponse:
-    """A JSON error response in the uniform shape."""
+def error_response(
+    request: Request, status: int, message: str, error_type: str, param: str | None = None
+) -> JSONResponse:
+    """A JSON error response in the shape for the request's path (``error_body``)."""
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": message, "error_type": error_type}, status, headers=headers)
+    body = error_body(request.url.path, status, message, error_type, param)
+    return JSONResponse(body, status, headers=headers)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for a route's error statuses."""
-    return {s: {"model": ErrorResponse, "description": "Error"} for s in statuses}
+#: What each error status means, for the OpenAPI document.
+STATUS_DESCRIPTIONS = {
+    400: "Empty input, or a Host header this server does not answer for",
+    401: "Missing or wrong API key (with SENTSIM_API_KEY set)",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Over a size limit (the message names the SENTSIM_* setting)",
+    422: "Invalid request: the message names the field and the fix",
+    429: "The model queue is full: retry later",
+    500: "Unexpected error (logged; reported without details)",
+    503: "Not ready (starting, read-only, or a model not loaded)",
+    507: "The disk is full or failing; nothing was written",
+}
+
+
+def responses(*statuses: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for a route's error statuses, with the real body."""
+    model = OpenAIErrorResponse if openai else ErrorResponse
+    return {s: {"model": model, "description": STATUS_DESCRIPTIONS[s]} for s in statuses}
+
+
+#: Response header naming the inputs cut to the model's limit (requests with ``truncate``).
+TRUNCATED_HEADER = "X-Truncated-Inputs"
+
+
+def report_truncation(response: Response, fields: Sequence[str]) -> None:
+    """Name the truncated inputs (``input[3]``, ``sentences[0]``) in ``X-Truncated-Inputs``."""
+    if fields:
+        response.headers[TRUNCATED_HEADER] = ",".join(fields)
+
+
+def document_errors(app: FastAPI, public: Sequence[str] = ("/health",)) -> None:
+    """Make ``app``'s OpenAPI document list, on every operation, the errors any route can
+    answer, each with the real body: 400 (a Host not allowed) and 503 (not ready); 401 unless
+    the path is ``public``; 413 and 422 with a request body, 422 with parameters. FastAPI's
+    own 422 shape (``HTTPValidationError``), never sent, is replaced and dropped."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for path, operations in schema.get("paths", {}).items():
+            model = "OpenAIErrorResponse" if is_openai_path(path) else "ErrorResponse"
+            for operation in operations.values():
+                statuses = [400, 503] + ([] if path in public else [401])
+                if "requestBody" in operation:
+                    statuses += [413, 422]
+                if operation.get("parameters"):
+                    statuses.append(422)
+                answers = operation.setdefault("responses", {})
+                for status in statuses:
+                    answer = answers.get(str(status))
+                    if answer is None or "HTTPValidationError" in str(answer):
+                        answers[str(status)] = {
+                            "description": STATUS_DESCRIPTIONS[status],
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": f"#/components/schemas/{model}"}
+                                }
+                            },
+                        }
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+def _where(err: Any) -> str:
+    return ".".join(str(p) for p in err.get("loc", ()) if p != "body")
 
 
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        where = _where(err)
         message = str(err.get("msg", "invalid"))
         # Checks of the whole body (a lone surrogate anywhere) name the field themselves.
         parts.append(f"{where}: {message}" if where else message)
@@ -129,28 +246,31 @@ def register_exception_handlers(
         redact: Applied to domain errors' messages (``redactor``).
     """
 
-    async def service_error(_: Request, exc: Exception) -> JSONResponse:
+    async def service_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        return error_response(status_of(exc), redact(str(exc)), exc.error_type)
+        param = getattr(exc, "param", None)
+        return error_response(request, status_of(exc), redact(str(exc)), exc.error_type, param)
 
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(422, _describe(exc), "validation_error")
+        errors = exc.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            return error_response(request, 422, INVALID_JSON, "invalid_json")
+        param = _where(errors[0]) if errors else None
+        return error_response(request, 422, _describe(exc), "validation_error", param or None)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
             # FastAPI answers 422 to malformed JSON but 400 to a body it cannot even decode
             # (not UTF-8, nested past Python's recursion limit): one answer for both.
-            return error_response(
-                422, "the request body is not valid JSON: send UTF-8 encoded JSON", "invalid_json"
-            )
+            return error_response(request, 422, INVALID_JSON, "invalid_json")
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, str(exc.detail), kind)
+        return error_response(request, exc.status_code, str(exc.detail), kind)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal server error", "internal_error")
+        return error_response(request, 500, "internal server error", "internal_error")
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

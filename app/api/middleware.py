@@ -9,6 +9,8 @@ from typing import Any
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from app.api.errors import error_body
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -33,7 +35,7 @@ class BodySizeLimitMiddleware:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send)
+            await self._too_large(scope, send)
             return
         chunks, size, more = [], 0, True
         while more:
@@ -44,15 +46,16 @@ class BodySizeLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay([body], then=receive), send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, scope: Scope, send: Send) -> None:
         await send_error(
+            scope,
             send,
             413,
             f"request body over {self.max_bytes} bytes (SENTSIM_MAX_REQUEST_BYTES): send fewer "
@@ -61,9 +64,9 @@ class BodySizeLimitMiddleware:
         )
 
 
-async def send_error(send: Send, status: int, message: str, error_type: str) -> None:
-    """Send the uniform JSON error body from middleware (outside the exception handlers)."""
-    payload = json.dumps({"error": message, "error_type": error_type}).encode()
+async def send_error(scope: Scope, send: Send, status: int, message: str, error_type: str) -> None:
+    """Send the JSON error body for the request's path from middleware (``error_body``)."""
+    payload = json.dumps(error_body(scope.get("path", ""), status, message, error_type)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
@@ -106,6 +109,7 @@ class AllowedHostsMiddleware:
             await self.app(scope, receive, send)
             return
         await send_error(
+            scope,
             send,
             400,
             f"this server does not answer for that Host header; allowed: "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.index.faiss_index import SPEC_BOUNDS, SPEC_GRAMMAR, SPEC_PATTERN
@@ -86,8 +86,14 @@ class EmbeddingsRequest(_Body):
         allow_inf_nan=False,
         json_schema_extra={"examples": [{"input": ["A man is playing a guitar."]}]},
     )
-    input: str | list[str] = Field(description="A sentence or a list of sentences.")
-    model: str | None = Field(default=None, description="The served model's name, or omit it.")
+    input: str | list[str] = Field(
+        description="A sentence or a list of up to 2,048 sentences (SENTSIM_MAX_CLIENT_BATCH_SIZE)"
+        ". Text only: token-id arrays are refused (this server tokenizes with its own model)."
+    )
+    model: str | None = Field(
+        default=None,
+        description="A served name (GET /v1/models; SENTSIM_SERVED_MODEL_NAMES), or omit it.",
+    )
     encoding_format: Literal["float", "base64"] = Field(
         default="float", description="base64: little-endian float32 bytes, base64-encoded."
     )
@@ -95,6 +101,33 @@ class EmbeddingsRequest(_Body):
         default=None, ge=1, description="Keep the first n components, renormalised."
     )
     user: str | None = None
+    truncate: bool = Field(
+        default=False,
+        description="sentsim's extension (OpenAI SDKs: extra_body={'truncate': True}): cut inputs"
+        " longer than the model's limit instead of refusing them with 413. Truncated inputs are "
+        "listed in the X-Truncated-Inputs response header.",
+    )
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _text_not_token_ids(cls, value: Any) -> Any:
+        first = value[0] if isinstance(value, list) and value else None
+        if isinstance(first, list) or (isinstance(first, int) and not isinstance(first, bool)):
+            raise PydanticCustomError("token_ids", TOKEN_IDS)
+        return value
+
+
+#: What ``truncate`` means on every route that has it.
+TRUNCATE = (
+    "Cut inputs longer than the model's limit (max_seq_length tokens) instead of refusing "
+    "them with 413; the inputs cut are named in the X-Truncated-Inputs response header."
+)
+
+#: The answer to token-id input (LangChain's OpenAIEmbeddings sends it by default).
+TOKEN_IDS = (
+    "input holds token ids; this server tokenizes text with its own model, so send the "
+    "sentences as strings (LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False))"
+)
 
 
 class EmbeddingItem(BaseModel):
@@ -121,8 +154,24 @@ class EmbeddingsResponse(BaseModel):
     usage: Usage
 
 
+class ModelCard(BaseModel):
+    """One entry of ``GET /v1/models`` (OpenAI's model object)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time the server started.")
+    owned_by: str = "sentsim"
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``: the names the OpenAI routes answer to."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
 class EmbedRequest(_Body):
-    """TEI ``POST /embed``."""
+    """TEI ``POST /embed`` (and ``POST /``)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -131,9 +180,11 @@ class EmbedRequest(_Body):
     )
     inputs: str | list[str]
     normalize: bool = True
-    truncate: bool = Field(
-        default=False, description="Cut inputs longer than the model's limit (else 413)."
+    truncate: bool = Field(default=False, description=TRUNCATE)
+    truncation_direction: Literal["right", "Right"] = Field(
+        default="right", description="TEI's; only the end of an input is ever cut."
     )
+    prompt_name: None = Field(default=None, description="TEI's; this server has no prompts.")
 
 
 # --- similarity ---------------------------------------------------------------------------
@@ -164,6 +215,7 @@ class SimilarityParameters(_Body):
         default=False,
         description="wmd/wrd: also return, per sentence, the token pairs carrying most mass.",
     )
+    truncate: bool = Field(default=False, description=TRUNCATE)
 
 
 class SimilarityRequest(_Body):
@@ -293,12 +345,21 @@ class UpsertRequest(_Body):
         },
     )
     documents: list[DocumentIn]
+    truncate: bool = Field(
+        default=False,
+        description="Store texts longer than the model's limit with vectors of their beginning "
+        "(else 413); the response lists the ids of those cut. The stored text stays whole.",
+    )
 
 
 class UpsertResponse(BaseModel):
     """The ids of the stored documents, in request order."""
 
     ids: list[str]
+    truncated: list[str] = Field(
+        default_factory=list,
+        description="Ids of documents whose vectors were computed from a truncated text.",
+    )
 
 
 class DocumentOut(BaseModel):
@@ -333,6 +394,7 @@ class SearchRequest(_Body):
     rerank: RerankSpec | None = Field(
         default=None, description="Reorder the first stage's hits by WRD or WMD."
     )
+    truncate: bool = Field(default=False, description=TRUNCATE)
 
     @model_validator(mode="after")
     def _one_of_query_or_queries(self) -> SearchRequest:

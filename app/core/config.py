@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         max_batch_size: Sentences per model call gathered by the micro-batcher.
         max_wait_ms: How long the micro-batcher waits for more sentences, in milliseconds.
         max_queue_size: Requests waiting for the model before new ones are refused with 429.
-        max_client_batch_size: Sentences (or queries) in one request.
+        max_client_batch_size: Sentences (or queries) in one request (OpenAI's 2,048 by
+            default; split into model batches of ``max_batch_size``).
         max_sentence_chars: Characters in one sentence.
         max_top_k: Largest ``top_k`` of a search.
         max_upsert_documents: Documents in one upsert request.
@@ -56,8 +57,13 @@ class Settings(BaseSettings):
             ``*`` allowed); other hosts get 400. ``None``: only loopback names
             (``localhost``, ``127.0.0.1``, ``::1``) when ``host`` is a loopback address — which
             stops DNS-rebinding pages from reaching a local server — and any host otherwise.
+        served_model_names: Names the OpenAI routes answer to (``model`` of a request, listed by
+            ``GET /v1/models``; the first is reported in responses); ``*`` among them accepts
+            any name. ``None``: the model's own name and its aliases
+            (``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``).
         token_cache_mb: Memory for cached document token vectors (reranking), in MiB; 0: none.
-        generator: A SimBERT checkpoint folder for ``POST /paraphrase``; unset: the route is 503.
+        generator: A SimBERT checkpoint (folder or Hub id) for ``POST /paraphrase``; unset: the
+            shipped ``models/simbert-quora``; ``none``: no generator (the route answers 503).
         max_concurrent_generations: Paraphrase requests generating at the same time.
     """
 
@@ -82,7 +88,7 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=64, ge=1)
     max_wait_ms: float = Field(default=1.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
-    max_client_batch_size: int = Field(default=256, ge=1)
+    max_client_batch_size: int = Field(default=2048, ge=1)
     max_sentence_chars: int = Field(default=10_000, ge=1)
     max_top_k: int = Field(default=100, ge=1)
     max_upsert_documents: int = Field(default=1000, ge=1)
@@ -93,8 +99,9 @@ class Settings(BaseSettings):
     max_filter_keys: int = Field(default=32, ge=1)
     max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     allowed_hosts: Annotated[list[str] | None, NoDecode] = None
+    served_model_names: Annotated[list[str] | None, NoDecode] = None
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "served_model_names", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """``SENTSIM_ALLOWED_HOSTS=a.example,b.example`` (a JSON list works too)."""

@@ -15,9 +15,18 @@ import os
 
 
 class ServiceError(Exception):
-    """Base class of sentsim's domain errors."""
+    """Base class of sentsim's domain errors.
+
+    Args:
+        *args: The message (``Exception``'s arguments).
+        param: The request field at fault, when there is one (OpenAI's ``param``).
+    """
 
     error_type: str = "service_error"
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class InputValidationError(ServiceError, ValueError):
@@ -72,6 +81,12 @@ class NotFoundError(ServiceError, LookupError):
     """A named collection, document or transform does not exist."""
 
     error_type = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    """A request names a model this server does not serve."""
+
+    error_type = "model_not_found"
 
 
 class ConflictError(ServiceError):

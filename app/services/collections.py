@@ -91,6 +91,23 @@ def _reason(exc: BaseException) -> str:
     return f"it could not be opened ({type(exc).__name__}); the server log has the details"
 
 
+#: ``EmbeddingService.check_length``: (texts, truncate, what) -> (token counts, indices over).
+LengthCheck = Callable[[Sequence[str], bool, str], tuple[list[int], list[int]]]
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What an upsert stored.
+
+    Attributes:
+        ids: The documents' ids, in request order.
+        truncated: Ids of documents whose vectors come from a truncated text.
+    """
+
+    ids: list[str]
+    truncated: list[str]
+
+
 class CollectionService:
     """All collections under one folder, sharing one encoder through the micro-batcher.
     (Searching them is ``app.services.search.SearchService``.)
@@ -101,6 +118,8 @@ class CollectionService:
         encoder: Model, pooling and d of the encoder behind the batcher.
         limits: Request limits.
         transforms: Named transforms under the models folder, for collections that use one.
+        check_length: ``EmbeddingService.check_length``: refuses texts over the model's limit
+            unless truncation is asked for, and names those cut (``None``: no check).
     """
 
     def __init__(
@@ -110,12 +129,14 @@ class CollectionService:
         encoder: EncoderInfo,
         limits: Limits,
         transforms: TransformRegistry | None = None,
+        check_length: LengthCheck | None = None,
     ) -> None:
         self.root = root
         self.batcher = batcher
         self.encoder = encoder
         self.limits = limits
         self.transforms = transforms
+        self.check_length = check_length
         #: Why the indexes folder is read-only (``None``: it is writable).
         self.read_only: str | None = None
         #: The last failed write's error, until a write succeeds again.
@@ -360,8 +381,20 @@ class CollectionService:
 
     # --- documents ----------------------------------------------------------------------
 
-    async def upsert(self, name: str, documents: Sequence[Document]) -> list[str]:
-        """Encode and store documents (an existing id is replaced); return their ids.
+    async def upsert(
+        self, name: str, documents: Sequence[Document], *, truncate: bool = False
+    ) -> Upserted:
+        """Encode and store documents (an existing id is replaced).
+
+        Args:
+            name: The collection.
+            documents: The documents (an empty id gets a new one).
+            truncate: Store a text over the model's limit with the vector of its beginning
+                (the stored text stays whole); off, such a text is refused. Never silent: the
+                result names the documents cut.
+
+        Returns:
+            The ids in request order, and those whose vectors come from a truncated text.
 
         Raises:
             NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
@@ -385,8 +418,12 @@ class CollectionService:
         ids = [d.id for d in docs]
         if len(set(ids)) != len(ids):
             raise InputValidationError("document ids repeat within the request")
+        over: list[int] = []
+        if self.check_length is not None:
+            _, over = self.check_length([d.text for d in docs], truncate, "documents")
         raw = await self.batcher.encode([d.text for d in docs])
-        return await asyncio.to_thread(self._writing, collection.upsert, docs, raw)
+        stored = await asyncio.to_thread(self._writing, collection.upsert, docs, raw)
+        return Upserted(stored, [stored[i] for i in over])
 
     def get_document(self, name: str, doc_id: str) -> Document:
         """A stored document. Raises ``NotFoundError``."""

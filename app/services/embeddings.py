@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,11 @@ from app.core.errors import (
     BatchTooLargeError,
     DimensionMismatchError,
     InputValidationError,
+    ModelNotFoundError,
 )
 from app.core.types import Embeddings
 from app.encoding.base import Encoder
+from app.encoding.registry import ALIASES
 from app.services.batching import MicroBatcher
 from app.services.limits import Limits
 from app.services.transforms import TransformRegistry
@@ -58,27 +61,65 @@ class EmbeddingService:
         batcher: MicroBatcher,
         limits: Limits,
         transforms: TransformRegistry,
+        served_model_names: Sequence[str] | None = None,
     ) -> None:
         self.encoder = encoder
         self.batcher = batcher
         self.limits = limits
         self.transforms = transforms
+        own = encoder.model_name  # a local folder's name, not the server's path to it
+        own = Path(own).name if Path(own).is_absolute() else own
+        default = [own, *(alias for alias, name in ALIASES.items() if name == own)]
+        #: The names the OpenAI routes answer to, the reported one first (``*``: any name).
+        self.served_model_names = list(served_model_names or default)
 
-    def check_length(self, sentences: Sequence[str], truncate: bool) -> list[int]:
-        """Token counts; with ``truncate`` off, refuse sentences over ``max_seq_length``.
+    def check_model(self, name: str | None) -> str:
+        """The name to report for a request's ``model``: the name itself when served, the
+        first served name when ``None``.
 
         Raises:
-            BatchTooLargeError: A sentence is too long and ``truncate`` is off.
+            NotFoundError: ``name`` is not served (``param`` = ``model``); the message lists
+                the served names and how to add one.
+        """
+        names = self.served_model_names
+        if name is None:
+            return next(n for n in names if n != "*") if any(n != "*" for n in names) else "*"
+        if name in names or "*" in names:
+            return name
+        raise ModelNotFoundError(
+            f"model {name!r} is not served here; served: {', '.join(names)}. Send one of "
+            "these (or omit model), or list more names in SENTSIM_SERVED_MODEL_NAMES "
+            "('*' accepts any)",
+            param="model",
+        )
+
+    def check_length(
+        self, sentences: Sequence[str], truncate: bool, what: str = "inputs"
+    ) -> tuple[list[int], list[int]]:
+        """Token counts, and which sentences are over ``max_seq_length`` (to be truncated).
+
+        One policy for every route: a sentence over the model's limit is refused unless the
+        request says ``truncate``; then the encoder cuts it and the caller reports which.
+
+        Returns:
+            (tokens per sentence, special tokens included; indices of the sentences over the
+            limit — empty unless ``truncate``).
+
+        Raises:
+            BatchTooLargeError: A sentence is too long and ``truncate`` is off (``param`` =
+                ``what``).
         """
         counts = self.encoder.count_tokens(sentences)
-        if not truncate:
-            for i, n in enumerate(counts):
-                if n > self.encoder.max_seq_length:
-                    raise BatchTooLargeError(
-                        f"input {i} has {n} tokens; the model takes {self.encoder.max_seq_length}"
-                        ": shorten it or send truncate=true"
-                    )
-        return counts
+        limit = self.encoder.max_seq_length
+        over = [i for i, n in enumerate(counts) if n > limit]
+        if over and not truncate:
+            i = over[0]
+            raise BatchTooLargeError(
+                f"{what}[{i}] has {counts[i]} tokens; the model takes {limit}: shorten it, or "
+                "send truncate=true to cut it (the response then lists it)",
+                param=what,
+            )
+        return counts, over
 
     async def embed(
         self,
@@ -97,8 +138,14 @@ class EmbeddingService:
         self.limits.check_sentences(sentences, "inputs")
         d = self.encoder.dimension
         if dimensions is not None and not 1 <= dimensions <= d:
-            raise DimensionMismatchError(f"dimensions={dimensions}; this model gives 1..{d}")
-        vectors = await self.batcher.encode(list(sentences))
+            raise DimensionMismatchError(
+                f"dimensions={dimensions}; this model gives 1..{d}", param="dimensions"
+            )
+        # A large request goes as model batches, so other requests' batches interleave.
+        size = self.batcher.max_batch_size
+        parts = [list(sentences[i : i + size]) for i in range(0, len(sentences), size)]
+        encoded = await asyncio.gather(*(self.batcher.encode(part) for part in parts))
+        vectors = encoded[0] if len(encoded) == 1 else np.concatenate(encoded)
         if dimensions is not None:
             vectors = vectors[:, :dimensions]
         return l2_normalize(vectors) if normalize else vectors

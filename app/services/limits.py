@@ -27,7 +27,7 @@ class Limits:
         max_response_bytes: Text and metadata a search may return (or rerank), in bytes.
     """
 
-    max_client_batch_size: int = 256
+    max_client_batch_size: int = 2048
     max_sentence_chars: int = 10_000
     max_top_k: int = 100
     max_upsert_documents: int = 1000

@@ -58,7 +58,12 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     response = client.post(
         "/embed", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert response.status_code == 422 and response.json()["error_type"] == "validation_error"
+    assert response.json() == {
+        "error": "the request body is not valid JSON: send UTF-8 encoded JSON with "
+        "Content-Type: application/json",
+        "error_type": "invalid_json",
+    }
+    assert response.status_code == 422
 
 
 def test_nan_in_metadata_is_refused(client: TestClient) -> None:
@@ -104,7 +109,7 @@ def test_a_body_that_is_not_utf8_or_nests_too_deep_is_422(client: TestClient) ->
     headers = {"content-type": "application/json"}
     too_deep = b'{"input": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
     for body in (b"\xa3C[4\xf4", too_deep):
-        response = client.post("/v1/embeddings", content=body, headers=headers)
+        response = client.post("/embed", content=body, headers=headers)
         assert response.status_code == 422
         assert response.json()["error_type"] == "invalid_json"
 

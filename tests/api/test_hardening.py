@@ -53,6 +53,9 @@ def _sqlite_full(*_: Any, **__: Any) -> None:
 def _assert_error(response: Any, status: int, *words: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
+    if isinstance(body["error"], dict):  # /v1/: OpenAI's shape
+        assert set(body["error"]) == {"message", "type", "param", "code"}
+        body = {"error": body["error"]["message"], "error_type": body["error"]["code"]}
     assert set(body) == {"error", "error_type"}
     for word in words:
         assert word in body["error"], (word, body)

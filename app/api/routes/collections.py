@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from app.api.deps import CollectionsDep, SearchDep
-from app.api.errors import responses
+from app.api.deps import CollectionsDep, EmbeddingsDep, SearchDep
+from app.api.errors import report_truncation, responses
 from app.api.schemas import (
     NAME_PATTERN,
     BatchSearchResponse,
@@ -137,9 +137,12 @@ def delete_collection(name: Name, service: CollectionsDep) -> Response:
 async def upsert_documents(
     name: Name, body: UpsertRequest, service: CollectionsDep
 ) -> UpsertResponse:
-    """Insert or replace documents; answered once they are committed to the store."""
+    """Insert or replace documents; answered once they are committed to the store.
+
+    A text over the model's limit is refused (413) unless ``truncate``: never cut silently."""
     documents = [Document(d.id or "", d.text, d.metadata) for d in body.documents]
-    return UpsertResponse(ids=await service.upsert(name, documents))
+    stored = await service.upsert(name, documents, truncate=body.truncate)
+    return UpsertResponse(ids=stored.ids, truncated=stored.truncated)
 
 
 @router.get(
@@ -174,11 +177,23 @@ def delete_document(name: Name, doc_id: DocId, service: CollectionsDep) -> Respo
     responses=responses(400, 401, 404, 413, 422, 429, 503),
 )
 async def search(
-    name: Name, body: SearchRequest, service: SearchDep
+    name: Name,
+    body: SearchRequest,
+    service: SearchDep,
+    embeddings: EmbeddingsDep,
+    response: Response,
 ) -> SearchResponse | BatchSearchResponse:
     """The ``top_k`` documents nearest in meaning, best first (``score``: cosine, higher is
-    closer), optionally only those whose metadata equals ``filter``."""
+    closer), optionally only those whose metadata equals ``filter``.
+
+    A query over the model's limit is refused (413) unless ``truncate``."""
     queries = [body.query] if body.query is not None else (body.queries or [])
+    what = "query" if body.query is not None else "queries"
+    service.limits.check_sentences(queries, what)
+    _, over = embeddings.check_length(queries, body.truncate, what)
+    report_truncation(
+        response, ["query" if body.query is not None else f"queries[{i}]" for i in over]
+    )
     rerank = None
     if body.rerank is not None:
         rerank = Rerank(method=body.rerank.method, candidates=body.rerank.candidates)

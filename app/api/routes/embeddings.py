@@ -1,40 +1,51 @@
-"""POST /v1/embeddings (OpenAI-compatible) and POST /embed (TEI-compatible)."""
+"""OpenAI-compatible ``/v1/embeddings`` and ``/v1/models``; TEI-compatible ``/embed`` and ``/``."""
 
 from __future__ import annotations
 
 import base64
+import time
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import EmbeddingsDep
-from app.api.errors import responses
+from app.api.errors import report_truncation, responses
 from app.api.schemas import (
     EmbeddingItem,
     EmbeddingsRequest,
     EmbeddingsResponse,
     EmbedRequest,
+    ModelCard,
+    ModelList,
     Usage,
 )
-from app.core.errors import NotFoundError
-from app.encoding.registry import ALIASES
 
 router = APIRouter(tags=["embeddings"])
+
+_STARTED = int(time.time())
 
 
 @router.post(
     "/v1/embeddings",
     response_model=EmbeddingsResponse,
-    responses=responses(400, 401, 404, 413, 422, 429, 503),
+    responses=responses(400, 401, 404, 413, 422, 429, 503, openai=True),
 )
-async def openai_embeddings(body: EmbeddingsRequest, service: EmbeddingsDep) -> EmbeddingsResponse:
-    """OpenAI-compatible embeddings: L2-normalised float32 vectors, as floats or base64."""
-    served = service.encoder.model_name
-    if body.model is not None and ALIASES.get(body.model, body.model) != served:
-        raise NotFoundError(f"model {body.model!r} is not served here; this server runs {served!r}")
+async def openai_embeddings(
+    body: EmbeddingsRequest, service: EmbeddingsDep, response: Response
+) -> EmbeddingsResponse:
+    """OpenAI-compatible embeddings: L2-normalised float32 vectors, as floats or base64.
+
+    Inputs longer than the model's limit are refused (413) unless ``truncate`` is true; the
+    inputs cut are then listed in the ``X-Truncated-Inputs`` header. Errors come in OpenAI's
+    shape.
+    """
+    model = service.check_model(body.model)
     sentences = [body.input] if isinstance(body.input, str) else body.input
+    service.limits.check_sentences(sentences, "input")
+    counts, truncated = service.check_length(sentences, truncate=body.truncate, what="input")
     vectors = await service.embed(sentences, normalize=True, dimensions=body.dimensions)
-    tokens = sum(service.check_length(sentences, truncate=True))
+    report_truncation(response, [f"input[{i}]" for i in truncated])
+    tokens = sum(min(n, service.encoder.max_seq_length) for n in counts)
     data = [
         EmbeddingItem(
             index=i,
@@ -47,18 +58,51 @@ async def openai_embeddings(body: EmbeddingsRequest, service: EmbeddingsDep) -> 
         for i, v in enumerate(vectors)
     ]
     return EmbeddingsResponse(
-        data=data, model=served, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
+        data=data, model=model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
     )
 
 
+@router.get("/v1/models", response_model=ModelList, responses=responses(401, 503, openai=True))
+def openai_models(service: EmbeddingsDep) -> ModelList:
+    """The model names ``/v1/embeddings`` answers to (``SENTSIM_SERVED_MODEL_NAMES``)."""
+    names = [n for n in service.served_model_names if n != "*"]
+    return ModelList(data=[ModelCard(id=n, created=_STARTED) for n in names])
+
+
+@router.get(
+    "/v1/models/{model:path}",
+    response_model=ModelCard,
+    responses=responses(401, 404, 503, openai=True),
+)
+def openai_model(model: str, service: EmbeddingsDep) -> ModelCard:
+    """One served model name (404 in OpenAI's shape for another)."""
+    return ModelCard(id=service.check_model(model), created=_STARTED)
+
+
 @router.post("/embed", responses=responses(400, 401, 413, 422, 429, 503))
-async def tei_embed(body: EmbedRequest, service: EmbeddingsDep) -> list[list[float]]:
+async def tei_embed(
+    body: EmbedRequest, service: EmbeddingsDep, response: Response
+) -> list[list[float]]:
     """TEI-compatible embeddings: one vector per input (normalised unless ``normalize`` is off).
 
-    Inputs longer than the model's limit are refused (413) unless ``truncate`` is on.
+    Inputs longer than the model's limit are refused (413) unless ``truncate`` is on; the
+    inputs cut are then listed in the ``X-Truncated-Inputs`` header.
     """
     sentences = [body.inputs] if isinstance(body.inputs, str) else body.inputs
     service.limits.check_sentences(sentences, "inputs")
-    service.check_length(sentences, truncate=body.truncate)
+    _, truncated = service.check_length(sentences, truncate=body.truncate)
     vectors = await service.embed(sentences, normalize=body.normalize)
+    report_truncation(response, [f"inputs[{i}]" for i in truncated])
     return [v.tolist() for v in vectors]
+
+
+router.add_api_route(
+    "/",
+    tei_embed,
+    methods=["POST"],
+    responses=responses(400, 401, 413, 422, 429, 503),
+    summary="Tei Embed (root)",
+    description="TEI serves its embed route at ``POST /`` too (huggingface_hub's "
+    "``InferenceClient(base_url=...)`` posts there): the same as ``POST /embed``.",
+    operation_id="tei_embed_root",
+)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import EmbeddingsDep
-from app.api.errors import responses
+from app.api.errors import report_truncation, responses
 from app.api.schemas import SimilarityParameters, SimilarityRequest, SimilarityWithAlignment
 
 router = APIRouter(tags=["similarity"])
@@ -17,18 +17,27 @@ router = APIRouter(tags=["similarity"])
     responses=responses(400, 401, 404, 413, 422, 429, 503),
 )
 async def similarity(
-    body: SimilarityRequest, service: EmbeddingsDep
+    body: SimilarityRequest, service: EmbeddingsDep, response: Response
 ) -> list[float] | SimilarityWithAlignment:
     """Similarity of ``source_sentence`` to each sentence, higher is more similar: cosine of
     the (optionally transformed) sentence vectors, or 1 - WRD / 1 / (1 + WMD) of the token
-    vectors. With ``parameters.alignment`` the answer is ``{"scores", "alignments"}``."""
+    vectors. With ``parameters.alignment`` the answer is ``{"scores", "alignments"}``.
+
+    Sentences over the model's limit are refused (413) unless ``parameters.truncate``; those
+    cut are then named in the ``X-Truncated-Inputs`` header."""
     params = body.parameters or SimilarityParameters()
+    source, sentences = body.inputs.source_sentence, body.inputs.sentences
+    service.limits.check_sentences([source, *sentences], "sentences")
+    _, over = service.check_length([source, *sentences], params.truncate, "sentences")
     result = await service.similarity(
-        body.inputs.source_sentence,
-        body.inputs.sentences,
+        source,
+        sentences,
         method=params.method,
         transform=params.transform,
         with_alignment=params.alignment,
+    )
+    report_truncation(
+        response, ["source_sentence" if i == 0 else f"sentences[{i - 1}]" for i in over]
     )
     if result.alignments is None:
         return result.scores

@@ -20,7 +20,8 @@ def _create(client: TestClient, name: str = "faq", **extra: object) -> None:
     response = client.post("/collections", json={"name": name, **extra})
     assert response.status_code == 201, response.json()
     assert client.post(f"/collections/{name}/documents", json={"documents": DOCS}).json() == {
-        "ids": ["q1", "q2", "q3", "q4"]
+        "ids": ["q1", "q2", "q3", "q4"],
+        "truncated": [],
     }
 
 

@@ -34,9 +34,17 @@ def test_openai_base64_and_dimensions(client: TestClient) -> None:
     assert decoded.shape == (8,) and abs(np.linalg.norm(decoded) - 1) < 1e-5
 
 
-def test_openai_other_model_is_404(client: TestClient) -> None:
+def test_openai_other_model_is_404_in_openais_shape(client: TestClient) -> None:
     response = client.post("/v1/embeddings", json={"input": "x", "model": "text-embedding-3-small"})
-    assert response.status_code == 404 and "not served" in response.json()["error"]
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+    )
+    assert "SENTSIM_SERVED_MODEL_NAMES" in error["message"]
+    assert client.get(f"/v1/models/{'text-embedding-3-small'}").status_code == 404
 
 
 def test_tei_embed_normalize_flag(client: TestClient, tiny_encoder: BertEncoder) -> None:
@@ -65,4 +73,4 @@ def test_bad_inputs(client: TestClient) -> None:
     ]
     for body, status, kind in cases:
         response = client.post("/v1/embeddings", json=body)
-        assert (response.status_code, response.json()["error_type"]) == (status, kind), body
+        assert (response.status_code, response.json()["error"]["code"]) == (status, kind), body

@@ -69,7 +69,7 @@ def harness(tmp_path: Path, tiny_encoder: BertEncoder) -> Iterator[Harness]:
 def _fill(h: Harness, name: str = "c", index: str = "flat") -> list[str]:
     h.service.create(name, index)
     docs = [Document(f"d{i}", s, {"i": i, "even": i % 2 == 0}) for i, s in enumerate(SENTENCES)]
-    return h.run(h.service.upsert(name, docs))
+    return h.run(h.service.upsert(name, docs)).ids
 
 
 def _top_ids(h: Harness, name: str, queries: list[str], k: int = 3) -> list[list[str]]:
