@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -21,12 +21,15 @@ from app import __version__
 from app.core.config import Settings, get_settings
 from app.core.datasets import read_corpus, read_pairs, read_sts
 from app.core.errors import NotReadyError, ServiceError
-from app.encoding.registry import resolve_model
+from app.encoding.registry import generator_path, resolve_model
 from app.services.encoders import EncoderOptions, load_encoder
-from app.services.evaluation import StsResult, evaluate_sts_grid
 from app.services.paraphrase import NO_GENERATOR
 from app.services.transforms import fit_flow, fit_whitening
+from app.transforms.normalize import l2_normalize
 from app.transforms.spec import parse_transform_spec
+
+if TYPE_CHECKING:  # scipy and POT load only for the commands that use them
+    from app.services.evaluation import StsResult
 
 app = typer.Typer(
     name="sentsim",
@@ -103,15 +106,21 @@ def encode(
     device: DeviceOpt = None,
     allow_pickle: PickleOpt = False,
     progress: ProgressOpt = True,
+    normalize: Annotated[
+        bool, typer.Option(help="Unit length, as the API's vectors (--no-normalize: raw).")
+    ] = True,
 ) -> None:
     """Encode a corpus into a .npy array of sentence vectors (rows in input order)."""
     with _domain_errors():
         options = _encoder_options(locals())
         sentences = read_corpus(input)
         vectors = load_encoder(options).encode(sentences, show_progress_bar=progress)
+        if normalize:
+            vectors = l2_normalize(vectors)
         output.parent.mkdir(parents=True, exist_ok=True)
         np.save(output, vectors)
-    typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} float32 vectors to {output}")
+    kind = "unit-length" if normalize else "raw"
+    typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} {kind} float32 vectors to {output}")
 
 
 @app.command("fit-whitening")
@@ -317,6 +326,8 @@ def eval_sts(
             (name, None if name == "evaluated" else read_corpus(name))
             for name in (fit_on or ["evaluated"])
         ]
+        from app.services.evaluation import evaluate_sts_grid
+
         results = evaluate_sts_grid(
             pairs,
             options,
@@ -353,10 +364,6 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the REST API (one worker: the model is loaded once per process)."""
-    import uvicorn
-
-    from app.main import create_app
-
     with _domain_errors():
         flags = {
             "host": host,
@@ -375,8 +382,24 @@ def serve(
             update={k: v for k, v in flags.items() if v is not None}
         )
         Settings.model_validate(settings.model_dump())  # flags are checked like the env
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+        logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        # Paths and Hub ids first (fails in well under a second, naming them), then the models,
+        # here rather than in the app's start-up: a bad setting is one line, no traceback.
+        for name in (settings.model, generator_path(settings.generator)):
+            if name is not None:
+                resolve_model(name)
+        import uvicorn
+
+        from app.main import create_app
+        from app.services.container import Services
+
+        services = Services.build(settings)
+    uvicorn.run(
+        create_app(settings, services=services),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+    )
 
 
 @app.command("export-simbert")
@@ -408,12 +431,13 @@ def paraphrase_command(
     device: DeviceOpt = None,
 ) -> None:
     """Print paraphrases of TEXT, one per line: score (cosine to TEXT) and text."""
-    from app.generation.simbert import SimBertGenerator, generator_path
-
     with _domain_errors():
         path = generator_path(generator or get_settings().generator)
         if path is None:
             raise NotReadyError(NO_GENERATOR)
+        resolve_model(path)  # a missing folder fails here, before torch loads
+        from app.generation.simbert import SimBertGenerator
+
         results = SimBertGenerator.load(path, device=device).generate(
             text,
             num_return_sequences=num_return_sequences,

@@ -25,11 +25,13 @@ from app.services.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app. The model loads in the lifespan (start-up), not here.
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app. The model loads in the lifespan (start-up), not here, unless given.
 
     Args:
         settings: The configuration; ``None`` reads ``SENTSIM_*`` variables and ``.env``.
+        services: Already built from ``settings`` (``sentsim serve`` loads the models first,
+            so that a bad setting fails before the server starts); ``None``: built at start-up.
 
     Returns:
         The FastAPI application (Swagger UI at ``/docs``).
@@ -39,15 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings)
-        metrics_holder["metrics"] = services.metrics
-        await services.start()
-        app.state.services = services
+        running = services or Services.build(settings)
+        metrics_holder["metrics"] = running.metrics
+        await running.start()
+        app.state.services = running
         try:
             yield
         finally:
             app.state.services = None
-            await services.stop()
+            await running.stop()
 
     # Swagger UI and ReDoc from assets the fastapi-offline package ships: no CDN.
     app = FastAPIOffline(

@@ -106,30 +106,6 @@ def retrieval_loss(cls_vectors: Tensor, scale: float = RETRIEVAL_SCALE) -> Tenso
     return F.cross_entropy(logits, partners)
 
 
-#: The paraphrase model shipped in the repository's ``models/`` folder (see its README).
-SHIPPED_GENERATOR = Path(__file__).resolve().parents[2] / "models" / "simbert-quora"
-
-#: The ``generator`` setting that turns paraphrasing off.
-NO_GENERATOR_SETTING = "none"
-
-
-def generator_path(setting: str | None) -> str | None:
-    """The checkpoint a ``generator`` setting names.
-
-    Args:
-        setting: A folder or Hub id; ``none`` (any case) for no generator; ``None`` (unset)
-            for ``SHIPPED_GENERATOR`` when it is there (a clone, the Docker image).
-
-    Returns:
-        What to pass to ``SimBertModel.load``, or ``None`` for no generator.
-    """
-    if setting is None:
-        return str(SHIPPED_GENERATOR) if SHIPPED_GENERATOR.is_dir() else None
-    if setting.strip().lower() == NO_GENERATOR_SETTING:
-        return None
-    return setting
-
-
 class SimBertModel:
     """A Hugging Face ``BertForMaskedLM`` used the SimBERT way.
 

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 def _load_generator(setting: str | None, device: str | None) -> SimBertGenerator | None:
     """The SimBERT generator a setting names (``generator_path``; torch loads here)."""
-    from app.generation.simbert import SimBertGenerator, generator_path
+    from app.encoding.registry import generator_path
+    from app.generation.simbert import SimBertGenerator
 
     path = generator_path(setting)
     return None if path is None else SimBertGenerator.load(path, device=device)

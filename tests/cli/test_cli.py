@@ -19,6 +19,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTSIM_GENERATOR", "none")  # the shipped one only where a test asks
     for name in ("SENTSIM_MODEL", "SENTSIM_POOLING", "SENTSIM_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
@@ -45,7 +46,11 @@ def test_encode_writes_vectors_in_input_order(tiny_bert_dir: Path, corpus: Path)
     first = BertEncoder(str(tiny_bert_dir), pooling="cls").encode(
         ["the dog eats a cat on the street number 0"]
     )
-    np.testing.assert_allclose(vectors[:1], first, atol=1e-5)
+    np.testing.assert_allclose(vectors[:1], first / np.linalg.norm(first), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)  # as the API's
+    result = runner.invoke(app, [*args, "--pooling", "cls", "--no-progress", "--no-normalize"])
+    assert "raw" in result.output
+    np.testing.assert_allclose(np.load(out)[:1], first, atol=1e-5)
 
 
 def test_fit_whitening_saves_a_loadable_transform(tiny_bert_dir: Path, corpus: Path) -> None:
@@ -239,6 +244,39 @@ def test_paraphrase_command(tiny_simbert) -> None:  # type: ignore[no-untyped-de
     assert -1 <= float(score) <= 1 and text.strip()
 
 
-def test_paraphrase_without_a_generator() -> None:
+def test_paraphrase_without_a_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTSIM_GENERATOR", "none")
+    get_settings.cache_clear()
     result = runner.invoke(app, ["paraphrase", "hello"])
-    assert result.exit_code == 2 and "train-simbert" in result.output
+    assert result.exit_code == 2 and "SENTSIM_GENERATOR" in result.output
+
+
+@pytest.mark.parametrize("command", ["serve", "paraphrase"])
+def test_a_missing_generator_folder_is_one_line_naming_it(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 item 3: this retried the Hub for ~50 s, or (serve) ended in a traceback."""
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not start"))
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    args = ["--generator", "models/simbert-quora"]
+    result = runner.invoke(app, [command, *args] if command == "serve" else [command, "x", *args])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error (model_load_error): model folder 'models/simbert-quora' does not exist"
+    )
+
+
+def test_serve_with_a_broken_model_folder_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not start"))
+    (tmp_path / "empty-model").mkdir()
+    result = runner.invoke(app, ["serve", "--model", str(tmp_path / "empty-model")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error (model_load_error): cannot load model")
+    assert len(result.output.strip().splitlines()) == 1
