@@ -7,9 +7,10 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
 COPY requirements.lock ./
-# The lock pins torch==2.13.0+cpu, found on PyTorch's CPU wheel index (no CUDA download).
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
-        -r requirements.lock
+# torch first, from PyTorch's CPU wheel index (2.13.0+cpu: no CUDA download); the lock's
+# torch==2.13.0 is then already satisfied.
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && pip install --no-cache-dir -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY app ./app
 RUN pip install --no-cache-dir --no-deps .
@@ -18,6 +19,7 @@ FROM python:3.11-slim AS runtime
 ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
+    SENTSIM_GENERATOR=/opt/sentsim/models/simbert-quora \
     SENTSIM_HOST=0.0.0.0 \
     SENTSIM_PORT=8000 \
     SENTSIM_MODELS_DIR=/data/models \
@@ -27,6 +29,8 @@ RUN useradd --create-home --uid 10001 sentsim \
     && chown -R 10001:10001 /data
 # The default model (all-MiniLM-L6-v2) is inside the venv, in its PyPI package.
 COPY --from=builder /opt/venv /opt/venv
+# The shipped paraphrase model (fp16 safetensors, SHA256SUMS checked at load).
+COPY models/simbert-quora /opt/sentsim/models/simbert-quora
 USER 10001:10001
 WORKDIR /home/sentsim
 EXPOSE 8000

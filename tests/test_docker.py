@@ -34,6 +34,11 @@ def test_dockerfile_shape() -> None:
     assert "HEALTHCHECK" in DOCKERFILE and "/health" in DOCKERFILE
     assert 'ENTRYPOINT ["sentsim", "serve"]' in DOCKERFILE
     assert "requirements.lock" in DOCKERFILE and "whl/cpu" in DOCKERFILE
+    # The image carries the shipped paraphrase model and uses it.
+    assert "COPY models/simbert-quora /opt/sentsim/models/simbert-quora" in DOCKERFILE
+    assert "SENTSIM_GENERATOR=/opt/sentsim/models/simbert-quora" in DOCKERFILE
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "!models/simbert-quora" in ignored  # in the build context despite models/*
 
 
 def test_compose_shape() -> None:
