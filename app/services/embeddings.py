@@ -72,10 +72,11 @@ class EmbeddingService:
         default = [own, *(alias for alias, name in ALIASES.items() if name == own)]
         #: The names the OpenAI routes answer to, the reported one first (``*``: any name).
         self.served_model_names = list(served_model_names or default)
+        self._reported = next((n for n in self.served_model_names if n != "*"), own)
 
     def check_model(self, name: str | None) -> str:
         """The name to report for a request's ``model``: the name itself when served, the
-        first served name when ``None``.
+        first served name (other than ``*``) when ``None``.
 
         Raises:
             NotFoundError: ``name`` is not served (``param`` = ``model``); the message lists
@@ -83,7 +84,7 @@ class EmbeddingService:
         """
         names = self.served_model_names
         if name is None:
-            return next(n for n in names if n != "*") if any(n != "*" for n in names) else "*"
+            return self._reported
         if name in names or "*" in names:
             return name
         raise ModelNotFoundError(

@@ -40,7 +40,7 @@ def test_the_shipped_model_is_fp16_safetensors_under_60_mb_with_its_record() -> 
     assert steps * config["batch_size"] >= record["pairs"] - config["batch_size"]  # one epoch
 
 
-def test_it_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_is_the_default() -> None:
     assert generator_path(None) == str(SHIPPED_GENERATOR)
     assert generator_path("None") is None and generator_path("elsewhere") == "elsewhere"
 
