@@ -280,3 +280,31 @@ def test_serve_with_a_broken_model_folder_is_one_line(
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.startswith("error (model_load_error): cannot load model")
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_export_simbert_ships_fp16_with_checksums(tiny_simbert, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+    from safetensors.torch import load_file
+
+    from app.generation.simbert import SimBertModel
+
+    folder, _, pairs = tiny_simbert
+    out = tmp_path / "shipped"
+    result = runner.invoke(app, ["export-simbert", "--source", str(folder), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "training.json", "SHA256SUMS", "config.json"} <= names
+    stored = load_file(str(out / "model.safetensors"))
+    assert {t.dtype for t in stored.values()} == {torch.float16}
+    assert (out / "model.safetensors").stat().st_size < 0.6 * (
+        folder / "model.safetensors"
+    ).stat().st_size
+    shipped, trained = SimBertModel.load(str(out)), SimBertModel.load(str(folder))
+    for (name, a), (_, b) in zip(
+        shipped.model.named_parameters(), trained.model.named_parameters(), strict=True
+    ):
+        assert a.dtype == torch.float32, name  # loaded back as float32
+        torch.testing.assert_close(a, b.half().float(), rtol=0, atol=0)
+    listing = (out / "SHA256SUMS").read_text()
+    assert "training.json" in listing and "model.safetensors" in listing

@@ -105,7 +105,9 @@ def _error(response: httpx.Response, status: int) -> str:
 
 def test_full_disk(namespace: Namespace, tmp_path: Path, tiny_bert_dir: Path) -> None:
     args = ("--model", str(tiny_bert_dir))
-    big = [{"text": f"document {i} " * 20, "metadata": {"pad": "x" * 4000}} for i in range(200)]
+    # Text within the tiny BERT's 128 tokens (longer would be refused with 413); the metadata
+    # is what fills the disk.
+    big = [{"text": f"the dog eats {i} " * 8, "metadata": {"pad": "x" * 4000}} for i in range(200)]
     with (
         server(tmp_path, *args, prefix=namespace.prefix) as (_, url),
         httpx.Client(base_url=url, timeout=60) as client,
