@@ -9,7 +9,7 @@ import numpy as np
 
 from app.core.types import Embeddings
 from app.encoding.base import Encoder
-from app.encoding.registry import DEFAULT_MODEL
+from app.encoding.registry import DEFAULT_MODEL, resolve_model
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,13 @@ class EncoderOptions:
 
 
 def load_encoder(options: EncoderOptions) -> Encoder:
-    """Load a ``BertEncoder`` (torch is imported here, on first use).
+    """Load a ``BertEncoder`` (torch is imported here, on first use, once the model's files are
+    known to be there: ``resolve_model`` runs first).
 
     Raises:
         ModelLoadError, ModelIntegrityError, InputValidationError: As ``BertEncoder``.
     """
+    resolve_model(options.model)  # a missing folder or an unreachable Hub id: before torch
     from app.encoding.bert import BertEncoder
 
     kwargs = asdict(options)
