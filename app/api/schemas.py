@@ -455,6 +455,11 @@ class ParaphraseRequest(_Body):
     temperature: float = Field(default=1.0, ge=0.01, le=10.0)
     max_new_tokens: int = Field(default=32, ge=1)
     seed: int | None = Field(default=None, description="Same seed, same candidates.")
+    truncate: bool = Field(
+        default=False,
+        description="Paraphrase the beginning of a text over the generator's 64 tokens instead "
+        "of refusing it with 413; the X-Truncated-Inputs response header then says text.",
+    )
 
 
 class ParaphraseOut(BaseModel):

@@ -304,6 +304,15 @@ class SimBertGenerator:
         """Load a SimBERT checkpoint folder. Raises ``ModelLoadError``."""
         return cls(SimBertModel.load(path, device=device))
 
+    @property
+    def max_source_tokens(self) -> int:
+        """Longest text (in tokens, [CLS] and [SEP] included) a paraphrase is made of whole."""
+        return int(self.simbert.max_length)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as ``generate`` reads it, [CLS] and [SEP] included."""
+        return len(self.simbert.tokenizer(text)["input_ids"])
+
     @torch.inference_mode()
     def generate(
         self,

@@ -62,13 +62,20 @@ class ParaphraseService:
         temperature: float = 1.0,
         max_new_tokens: int = 32,
         seed: int | None = None,
-    ) -> list[Paraphrase]:
+        truncate: bool = False,
+    ) -> tuple[list[Paraphrase], bool]:
         """Up to ``top_k`` paraphrases of ``text``, most similar first.
+
+        A text over the generator's source limit is refused unless ``truncate``; then its
+        beginning is paraphrased, and the second value says so.
+
+        Returns:
+            (the paraphrases, whether ``text`` was truncated).
 
         Raises:
             NotReadyError: No generator is loaded (the message says how to get one).
             EmptyInputError: Empty text.
-            BatchTooLargeError: Over a limit.
+            BatchTooLargeError: Over a limit, or too long without ``truncate``.
         """
         if self.generator is None:
             raise NotReadyError(NO_GENERATOR)
@@ -83,8 +90,15 @@ class ParaphraseService:
             if value > bound:
                 raise BatchTooLargeError(f"{name} = {value}; the limit is {bound}")
         generator = self.generator
+        tokens, limit = generator.count_tokens(text), generator.max_source_tokens
+        if tokens > limit and not truncate:
+            raise BatchTooLargeError(
+                f"text has {tokens} tokens; the generator takes {limit}: shorten it, or send "
+                "truncate=true to paraphrase its beginning (the response then says so)",
+                param="text",
+            )
         async with self._semaphore:
-            return await asyncio.to_thread(
+            results = await asyncio.to_thread(
                 generator.generate,
                 text,
                 num_return_sequences=num_return_sequences,
@@ -94,3 +108,4 @@ class ParaphraseService:
                 max_new_tokens=max_new_tokens,
                 seed=seed,
             )
+        return results, tokens > limit

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import ServicesDep
-from app.api.errors import responses
+from app.api.errors import report_truncation, responses
 from app.api.schemas import ParaphraseOut, ParaphraseRequest
 
 router = APIRouter(tags=["paraphrase"])
@@ -16,9 +16,14 @@ router = APIRouter(tags=["paraphrase"])
     response_model=list[ParaphraseOut],
     responses=responses(400, 401, 413, 422, 503),
 )
-async def paraphrase(body: ParaphraseRequest, services: ServicesDep) -> list[ParaphraseOut]:
-    """Up to ``top_k`` paraphrases, most similar first (503 until a generator is configured)."""
-    results = await services.paraphrase.paraphrase(
+async def paraphrase(
+    body: ParaphraseRequest, services: ServicesDep, response: Response
+) -> list[ParaphraseOut]:
+    """Up to ``top_k`` paraphrases, most similar first (503 when no generator is loaded).
+
+    A text over the generator's limit (64 tokens) is refused (413) unless ``truncate``; then
+    the ``X-Truncated-Inputs`` header says ``text``."""
+    results, truncated = await services.paraphrase.paraphrase(
         body.text,
         num_return_sequences=body.num_return_sequences,
         top_k=body.top_k,
@@ -26,5 +31,7 @@ async def paraphrase(body: ParaphraseRequest, services: ServicesDep) -> list[Par
         temperature=body.temperature,
         max_new_tokens=body.max_new_tokens,
         seed=body.seed,
+        truncate=body.truncate,
     )
+    report_truncation(response, ["text"] if truncated else [])
     return [ParaphraseOut(text=p.text, score=p.score) for p in results]

@@ -47,3 +47,19 @@ def test_the_generator_refuses_temperatures_that_overflow(tiny_simbert) -> None:
     with pytest.raises(InputValidationError, match="temperature"):
         generator.generate("how do i learn python", temperature=MIN_TEMPERATURE / 2)
     assert generator.generate("how do i learn python", temperature=MIN_TEMPERATURE, seed=0)
+
+
+def test_a_text_over_the_generators_limit_is_refused_unless_truncate(
+    settings: Settings, tiny_simbert
+) -> None:  # type: ignore[no-untyped-def]
+    """The one truncation policy (issue 10 item 7) on /paraphrase too: never cut silently."""
+    folder, _, _ = tiny_simbert
+    long = ".," * 40  # 80 punctuation tokens: over the generator's 64
+    with TestClient(create_app(settings.model_copy(update={"generator": str(folder)}))) as client:
+        body = {"text": long, "num_return_sequences": 4, "top_k": 1, "seed": 0}
+        refused = client.post("/paraphrase", json=body)
+        assert refused.status_code == 413 and "truncate=true" in refused.json()["error"]
+        cut = client.post("/paraphrase", json={**body, "truncate": True})
+        assert cut.status_code == 200 and cut.headers["X-Truncated-Inputs"] == "text"
+        whole = client.post("/paraphrase", json={**body, "text": "how do i learn python"})
+        assert whole.status_code == 200 and "X-Truncated-Inputs" not in whole.headers
