@@ -438,7 +438,13 @@ def paraphrase_command(
         resolve_model(path)  # a missing folder fails here, before torch loads
         from app.generation.simbert import SimBertGenerator
 
-        results = SimBertGenerator.load(path, device=device).generate(
+        simbert = SimBertGenerator.load(path, device=device)
+        tokens, limit = simbert.count_tokens(text), simbert.max_source_tokens
+        if tokens > limit:  # said, never silent (the API refuses it unless truncate)
+            typer.echo(
+                f"note: TEXT has {tokens} tokens; the generator reads its first {limit}", err=True
+            )
+        results = simbert.generate(
             text,
             num_return_sequences=num_return_sequences,
             top_k=top_k,

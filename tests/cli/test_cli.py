@@ -242,6 +242,9 @@ def test_paraphrase_command(tiny_simbert) -> None:  # type: ignore[no-untyped-de
     assert 1 <= len(lines) <= 2
     score, text = lines[0].split("\t", 1)
     assert -1 <= float(score) <= 1 and text.strip()
+    assert "note:" not in result.stderr
+    long = runner.invoke(app, ["paraphrase", ".," * 40, "--generator", str(folder), "--top-k", "1"])
+    assert "note: TEXT has 82 tokens; the generator reads its first 64" in long.stderr
 
 
 def test_paraphrase_without_a_generator(monkeypatch: pytest.MonkeyPatch) -> None:
