@@ -210,11 +210,18 @@ def in_hub_cache(repo_id: str) -> bool:
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """Whether a TCP connection to the Hub's host (``HF_ENDPOINT``) opens within ``timeout_s``."""
+    """Whether a TCP connection to the Hub's host (``HF_ENDPOINT``) opens within ``timeout_s``;
+    asked once per host and port in a process (a model is resolved more than once on start-up).
+    """
     endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    return _connects(endpoint.hostname or "", port, timeout_s)
+
+
+@lru_cache(maxsize=8)
+def _connects(host: str, port: int, timeout_s: float) -> bool:
     try:
-        socket.create_connection((endpoint.hostname or "", port), timeout=timeout_s).close()
+        socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError:
         return False
     return True

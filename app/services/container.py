@@ -126,6 +126,7 @@ class Services:
                 limits,
                 encode_tokens=encoder.encode_tokens,
                 token_cache=TokenCache(int(settings.token_cache_mb * 2**20)),
+                check_length=embeddings.check_length,
             ),
             metrics=metrics,
             limits=limits,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,28 @@ class SimilarityResult:
             (0, 1].
         alignments: Per sentence, the token pairs carrying the most transport mass
             (``{"source", "target", "mass"}``), when asked for.
+        truncated: Texts cut to the model's limit: 0 is the source sentence, i + 1 is
+            ``sentences[i]``.
     """
 
     scores: list[float]
     alignments: list[list[dict[str, Any]]] | None = None
+    truncated: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """What ``embed`` returns.
+
+    Attributes:
+        vectors: float32 (n, d) or (n, dimensions), unit length when normalised.
+        tokens: Tokens the model read (special tokens included, after truncation).
+        truncated: Indices of the sentences cut to the model's limit.
+    """
+
+    vectors: Embeddings
+    tokens: int
+    truncated: list[int]
 
 
 class EmbeddingService:
@@ -128,15 +146,24 @@ class EmbeddingService:
         *,
         normalize: bool = True,
         dimensions: int | None = None,
-    ) -> Embeddings:
+        truncate: bool = False,
+        what: str = "inputs",
+    ) -> Embedded:
         """Sentence vectors, float32 (n, d) — or (n, dimensions): the first ``dimensions``
         components, renormalised (the OpenAI ``dimensions`` parameter).
 
+        Args:
+            truncate: Encode the beginning of a sentence over the model's limit instead of
+                refusing it (``check_length``); the result names those cut.
+            what: What the sentences are called in error messages (``input``, ``inputs``).
+
         Raises:
-            EmptyInputError, BatchTooLargeError: Empty or oversize input.
+            EmptyInputError, BatchTooLargeError: Empty, oversize or (without ``truncate``)
+                too long input.
             DimensionMismatchError: ``dimensions`` outside [1, d].
         """
-        self.limits.check_sentences(sentences, "inputs")
+        self.limits.check_sentences(sentences, what)
+        counts, over = self.check_length(sentences, truncate, what)
         d = self.encoder.dimension
         if dimensions is not None and not 1 <= dimensions <= d:
             raise DimensionMismatchError(
@@ -149,7 +176,8 @@ class EmbeddingService:
         vectors = encoded[0] if len(encoded) == 1 else np.concatenate(encoded)
         if dimensions is not None:
             vectors = vectors[:, :dimensions]
-        return l2_normalize(vectors) if normalize else vectors
+        tokens = sum(min(n, self.encoder.max_seq_length) for n in counts)
+        return Embedded(l2_normalize(vectors) if normalize else vectors, tokens, over)
 
     async def similarity(
         self,
@@ -159,6 +187,7 @@ class EmbeddingService:
         method: str = "cosine",
         transform: str | None = None,
         with_alignment: bool = False,
+        truncate: bool = False,
     ) -> SimilarityResult:
         """Similarity of ``source_sentence`` to each of ``sentences``.
 
@@ -181,6 +210,7 @@ class EmbeddingService:
             )
         texts = [source_sentence, *sentences]
         self.limits.check_sentences(texts, "sentences")
+        _, over = self.check_length(texts, truncate, "sentences")
         if method == "cosine":
             if with_alignment:
                 raise InputValidationError("alignment comes from transport: use method wmd or wrd")
@@ -189,7 +219,7 @@ class EmbeddingService:
             if corrector is not None:
                 vectors = corrector.transform(vectors)
             return SimilarityResult(
-                [float(s) for s in np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]]
+                [float(s) for s in np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]], truncated=over
             )
         if transform is not None:
             raise InputValidationError("a transform corrects sentence vectors: use it with cosine")
@@ -200,8 +230,7 @@ class EmbeddingService:
         )
         scores = [distance_to_score(r.distance, measure) for r in results]
         if not with_alignment:
-            return SimilarityResult(scores)
+            return SimilarityResult(scores, truncated=over)
         words = self.encoder.tokenize(texts)
-        return SimilarityResult(
-            scores, [alignment(r, words[0], w) for r, w in zip(results, words[1:], strict=True)]
-        )
+        aligned = [alignment(r, words[0], w) for r, w in zip(results, words[1:], strict=True)]
+        return SimilarityResult(scores, aligned, truncated=over)

@@ -18,7 +18,7 @@ from app.core.errors import BatchTooLargeError, NotReadyError
 from app.index.collection import SearchHit
 from app.index.store import Scalar
 from app.services.batching import MicroBatcher
-from app.services.collections import CollectionService
+from app.services.collections import CollectionService, LengthCheck
 from app.services.limits import Limits
 from app.services.transport import TokenCache, check_measure
 from app.similarity.ot import Measure, distance_to_score, top_k_transport
@@ -37,6 +37,19 @@ class Rerank:
     candidates: int = 50
 
 
+@dataclass(frozen=True)
+class Searched:
+    """What a search found.
+
+    Attributes:
+        results: Per query, its hits, best first.
+        truncated: Indices of the queries searched by their beginning (over the model's limit).
+    """
+
+    results: list[list[SearchHit]]
+    truncated: list[int]
+
+
 class SearchService:
     """Searches the collections of a ``CollectionService``.
 
@@ -47,6 +60,8 @@ class SearchService:
         encode_tokens: The encoder's ``encode_tokens`` (for reranking), run on the model thread.
         token_cache: Cache of documents' token vectors, keyed by the open collection instance
             and the document's seq (default: none).
+        check_length: ``EmbeddingService.check_length``: refuses queries over the model's limit
+            unless truncation is asked for, and names those cut (``None``: no check).
     """
 
     def __init__(
@@ -56,12 +71,14 @@ class SearchService:
         limits: Limits,
         encode_tokens: Callable[[list[str]], list[np.ndarray]] | None = None,
         token_cache: TokenCache | None = None,
+        check_length: LengthCheck | None = None,
     ) -> None:
         self.collections = collections
         self.batcher = batcher
         self.limits = limits
         self.encode_tokens = encode_tokens
         self.token_cache = token_cache or TokenCache(0)
+        self.check_length = check_length
 
     async def search(
         self,
@@ -70,18 +87,28 @@ class SearchService:
         top_k: int = 10,
         where: dict[str, Scalar] | None = None,
         rerank: Rerank | None = None,
-    ) -> list[list[SearchHit]]:
+        *,
+        truncate: bool = False,
+        what: str = "queries",
+    ) -> Searched:
         """Semantic search: the ``top_k`` documents nearest each query, best first.
 
         With ``rerank``, the first stage fetches ``rerank.candidates`` hits by vector search
         and the second reorders them by WRD / WMD over token vectors (pruned exact transport),
-        each hit keeping its first-stage ``vector_score``.
+        each hit keeping its first-stage ``vector_score``. A query over the model's limit is
+        refused unless ``truncate``; then its beginning is searched and the result says so.
+
+        Args:
+            what: What the queries are called in error messages (``query``, ``queries``).
 
         Raises:
             NotFoundError, BatchTooLargeError, EmptyInputError, InputValidationError.
         """
         collection = self.collections.get(name)
-        self.limits.check_sentences(queries, "queries")
+        self.limits.check_sentences(queries, what)
+        over: list[int] = []
+        if self.check_length is not None:
+            _, over = self.check_length(queries, truncate, what)
         self.limits.check_filter(where)
         if not 1 <= top_k <= self.limits.max_top_k:
             raise BatchTooLargeError(
@@ -100,9 +127,9 @@ class SearchService:
         hits = await asyncio.to_thread(
             collection.search, raw, first_k, where, self.limits.check_response_bytes
         )
-        if measure is None:
-            return hits
-        return await self._rerank(collection.uid, list(queries), hits, top_k, measure)
+        if measure is not None:
+            hits = await self._rerank(collection.uid, list(queries), hits, top_k, measure)
+        return Searched(hits, over)
 
     async def _rerank(
         self,

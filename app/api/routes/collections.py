@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from app.api.deps import CollectionsDep, EmbeddingsDep, SearchDep
+from app.api.deps import CollectionsDep, SearchDep
 from app.api.errors import report_truncation, responses
 from app.api.schemas import (
     NAME_PATTERN,
@@ -180,27 +180,30 @@ async def search(
     name: Name,
     body: SearchRequest,
     service: SearchDep,
-    embeddings: EmbeddingsDep,
     response: Response,
 ) -> SearchResponse | BatchSearchResponse:
     """The ``top_k`` documents nearest in meaning, best first (``score``: cosine, higher is
     closer), optionally only those whose metadata equals ``filter``.
 
     A query over the model's limit is refused (413) unless ``truncate``."""
+    single = body.query is not None
     queries = [body.query] if body.query is not None else (body.queries or [])
-    what = "query" if body.query is not None else "queries"
-    service.limits.check_sentences(queries, what)
-    _, over = embeddings.check_length(queries, body.truncate, what)
-    report_truncation(
-        response, ["query" if body.query is not None else f"queries[{i}]" for i in over]
-    )
     rerank = None
     if body.rerank is not None:
         rerank = Rerank(method=body.rerank.method, candidates=body.rerank.candidates)
-    results = await service.search(name, queries, body.top_k, body.filter, rerank)
-    if body.query is not None:
-        return SearchResponse(hits=_hits(results[0]))
-    return BatchSearchResponse(results=[_hits(r) for r in results])
+    found = await service.search(
+        name,
+        queries,
+        body.top_k,
+        body.filter,
+        rerank,
+        truncate=body.truncate,
+        what="query" if single else "queries",
+    )
+    report_truncation(response, ["query" if single else f"queries[{i}]" for i in found.truncated])
+    if single:
+        return SearchResponse(hits=_hits(found.results[0]))
+    return BatchSearchResponse(results=[_hits(r) for r in found.results])
 
 
 @router.post(

@@ -41,11 +41,10 @@ async def openai_embeddings(
     """
     model = service.check_model(body.model)
     sentences = [body.input] if isinstance(body.input, str) else body.input
-    service.limits.check_sentences(sentences, "input")
-    counts, truncated = service.check_length(sentences, truncate=body.truncate, what="input")
-    vectors = await service.embed(sentences, normalize=True, dimensions=body.dimensions)
-    report_truncation(response, [f"input[{i}]" for i in truncated])
-    tokens = sum(min(n, service.encoder.max_seq_length) for n in counts)
+    embedded = await service.embed(
+        sentences, dimensions=body.dimensions, truncate=body.truncate, what="input"
+    )
+    report_truncation(response, [f"input[{i}]" for i in embedded.truncated])
     data = [
         EmbeddingItem(
             index=i,
@@ -55,10 +54,12 @@ async def openai_embeddings(
                 else v.tolist()
             ),
         )
-        for i, v in enumerate(vectors)
+        for i, v in enumerate(embedded.vectors)
     ]
     return EmbeddingsResponse(
-        data=data, model=model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
+        data=data,
+        model=model,
+        usage=Usage(prompt_tokens=embedded.tokens, total_tokens=embedded.tokens),
     )
 
 
@@ -89,11 +90,9 @@ async def tei_embed(
     inputs cut are then listed in the ``X-Truncated-Inputs`` header.
     """
     sentences = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-    service.limits.check_sentences(sentences, "inputs")
-    _, truncated = service.check_length(sentences, truncate=body.truncate)
-    vectors = await service.embed(sentences, normalize=body.normalize)
-    report_truncation(response, [f"inputs[{i}]" for i in truncated])
-    return [v.tolist() for v in vectors]
+    embedded = await service.embed(sentences, normalize=body.normalize, truncate=body.truncate)
+    report_truncation(response, [f"inputs[{i}]" for i in embedded.truncated])
+    return [v.tolist() for v in embedded.vectors]
 
 
 router.add_api_route(

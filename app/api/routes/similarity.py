@@ -26,18 +26,17 @@ async def similarity(
     Sentences over the model's limit are refused (413) unless ``parameters.truncate``; those
     cut are then named in the ``X-Truncated-Inputs`` header."""
     params = body.parameters or SimilarityParameters()
-    source, sentences = body.inputs.source_sentence, body.inputs.sentences
-    service.limits.check_sentences([source, *sentences], "sentences")
-    _, over = service.check_length([source, *sentences], params.truncate, "sentences")
     result = await service.similarity(
-        source,
-        sentences,
+        body.inputs.source_sentence,
+        body.inputs.sentences,
         method=params.method,
         transform=params.transform,
         with_alignment=params.alignment,
+        truncate=params.truncate,
     )
     report_truncation(
-        response, ["source_sentence" if i == 0 else f"sentences[{i - 1}]" for i in over]
+        response,
+        ["source_sentence" if i == 0 else f"sentences[{i - 1}]" for i in result.truncated],
     )
     if result.alignments is None:
         return result.scores

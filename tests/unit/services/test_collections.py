@@ -73,7 +73,7 @@ def _fill(h: Harness, name: str = "c", index: str = "flat") -> list[str]:
 
 
 def _top_ids(h: Harness, name: str, queries: list[str], k: int = 3) -> list[list[str]]:
-    return [[hit.id for hit in hits] for hits in h.run(h.search.search(name, queries, k))]
+    return [[hit.id for hit in hits] for hits in h.run(h.search.search(name, queries, k)).results]
 
 
 def test_each_document_is_its_own_nearest_neighbour(harness: Harness) -> None:
@@ -83,7 +83,7 @@ def test_each_document_is_its_own_nearest_neighbour(harness: Harness) -> None:
 
 def test_search_equals_brute_force_cosine(harness: Harness, tiny_encoder: BertEncoder) -> None:
     _fill(harness)
-    hits = harness.run(harness.search.search("c", ["a dog eats"], 5))[0]
+    hits = harness.run(harness.search.search("c", ["a dog eats"], 5)).results[0]
     docs, query = tiny_encoder.encode(SENTENCES), tiny_encoder.encode(["a dog eats"])
     cosine = (docs @ query[0]) / np.linalg.norm(docs, axis=1) / np.linalg.norm(query[0])
     order = np.argsort(-cosine)[:5]
@@ -93,12 +93,12 @@ def test_search_equals_brute_force_cosine(harness: Harness, tiny_encoder: BertEn
 
 def test_filter_and_replace(harness: Harness) -> None:
     _fill(harness)
-    hits = harness.run(harness.search.search("c", ["a man"], 10, {"even": True}))[0]
+    hits = harness.run(harness.search.search("c", ["a man"], 10, {"even": True})).results[0]
     assert {h.id for h in hits} == {"d0", "d2", "d4", "d6"}
     harness.run(harness.service.upsert("c", [Document("d0", "a girl sings a song", {"i": 0})]))
     assert harness.service.info("c")["count"] == len(SENTENCES)
     assert harness.service.get_document("c", "d0").text == "a girl sings a song"
-    top = harness.run(harness.search.search("c", ["a girl sings a song"], 2))[0]
+    top = harness.run(harness.search.search("c", ["a girl sings a song"], 2)).results[0]
     assert {h.id for h in top} == {"d0", "d7"}  # the old text of d0 is gone from the index
 
 
