@@ -398,6 +398,7 @@ def serve(
         create_app(settings, services=services),
         host=settings.host,
         port=settings.port,
+        timeout_keep_alive=settings.keep_alive_s,
         log_level=log_level,
     )
 

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         indexes_dir: Folder of persisted collections (SQLite + FAISS), read-write.
         host: Interface ``sentsim serve`` binds to.
         port: TCP port of ``sentsim serve``.
+        keep_alive_s: Seconds ``sentsim serve`` keeps an idle HTTP/1.1 connection open. Longer
+            than clients keep theirs (httpx 5 s, aiohttp 15 s) and than load balancers' idle
+            timeouts (60 s is common), so the client is the one that closes: at an equal
+            timeout a request sent just as the server closes fails.
         api_key: When set, every route but ``/health`` requires ``Authorization: Bearer <key>``.
         max_batch_size: Sentences per model call gathered by the micro-batcher.
         max_wait_ms: How long the micro-batcher waits for more sentences, in milliseconds.
@@ -84,6 +88,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    keep_alive_s: int = Field(default=75, ge=1)
     api_key: SecretStr | None = None
     max_batch_size: int = Field(default=64, ge=1)
     max_wait_ms: float = Field(default=1.0, ge=0)

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import os
 import random
+import socket
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import httpx
 import pytest
 
 from tests.integration.server import server
+
+HTTPX_KEEPALIVE_EXPIRY_S = httpx.Limits().keepalive_expiry or 5.0
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +137,23 @@ def test_32_clients_mixing_reads_writes_and_collection_churn(
                 assert {h["id"] for h in hits} == {i for i in alive if i.startswith(f"c{owner}-")}
     by_status = collections.Counter(status for _, status in statuses.elements())
     print(f"\nchurn: {by_status.total()} responses in {SECONDS:.0f} s: {dict(by_status)}")  # noqa: T201
+
+
+def _get_on(sock: socket.socket, path: str) -> bytes:
+    """Send ``GET path`` on an open keep-alive connection; return what came back."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return sock.recv(65536)
+
+
+def test_idle_connection_outlives_the_clients_keepalive_expiry(
+    tmp_path: Path, tiny_bert_dir: Path
+) -> None:
+    """A server that closes idle connections when clients expire them (uvicorn's 5 s and
+    httpx's 5 s) races them: a request sent on the connection as it closes fails with
+    ReadError (seen under the churn above). The server must keep them open for longer."""
+    with server(tmp_path, "--model", str(tiny_bert_dir)) as (_, url):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            assert _get_on(sock, "/health").startswith(b"HTTP/1.1 200")
+            time.sleep(HTTPX_KEEPALIVE_EXPIRY_S + 1)
+            assert _get_on(sock, "/health").startswith(b"HTTP/1.1 200")
