@@ -45,7 +45,7 @@ ModelOpt = Annotated[
 PoolingOpt = Annotated[
     str | None, typer.Option(help="Pooling: cls, mean, first_last_avg or last2avg.")
 ]
-PrecisionOpt = Annotated[str | None, typer.Option(help="Precision: fp32, bf16 or int8.")]
+PrecisionOpt = Annotated[str | None, typer.Option(help="Precision: auto, fp32, bf16 or int8.")]
 BatchOpt = Annotated[int | None, typer.Option(min=1, help="Sentences per model call.")]
 SeqOpt = Annotated[int | None, typer.Option(min=1, help="Truncation length in tokens.")]
 ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")]

@@ -1,4 +1,8 @@
-"""Dependencies: the services built in the lifespan, and the API-key check."""
+"""Dependencies: the services built in the lifespan, and the API-key check.
+
+All are ``async def``: they do not block, and FastAPI would run a plain ``def`` dependency in
+its thread pool — a thread hand-off per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from app.services.embeddings import EmbeddingService
 from app.services.search import SearchService
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The ``Services`` built by the lifespan. Raises ``NotReadyError`` before start-up."""
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
@@ -26,12 +30,12 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_embeddings(services: ServicesDep) -> EmbeddingService:
+async def get_embeddings(services: ServicesDep) -> EmbeddingService:
     """The embedding and similarity service."""
     return services.embeddings
 
 
-def get_collections(services: ServicesDep) -> CollectionService:
+async def get_collections(services: ServicesDep) -> CollectionService:
     """The collection service."""
     return services.collections
 
@@ -39,7 +43,7 @@ def get_collections(services: ServicesDep) -> CollectionService:
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
 
 
-def get_search(services: ServicesDep) -> SearchService:
+async def get_search(services: ServicesDep) -> SearchService:
     """The search service."""
     return services.search
 
@@ -55,7 +59,7 @@ bearer = HTTPBearer(
 )
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,

@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Pooling = Literal["cls", "mean", "first_last_avg", "last2avg"]
-Precision = Literal["fp32", "bf16", "int8"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
 
 
 class Settings(BaseSettings):
@@ -27,7 +27,9 @@ class Settings(BaseSettings):
         model: Model name: ``all-MiniLM-L6-v2`` (bundled, verified by SHA-256), a Hugging Face
             Hub id, or a local checkpoint directory.
         pooling: How token vectors become one sentence vector (DESIGN.md §1).
-        precision: ``fp32``, ``bf16`` (autocast) or ``int8`` (dynamic quantization, CPU only).
+        precision: ``auto`` (bf16 where the device has native bf16 and the model's vectors stay
+            within cosine 0.999 of fp32, else fp32), ``fp32``, ``bf16`` or ``int8`` (dynamic
+            quantization, CPU only).
         max_seq_length: Truncation length in tokens; ``None`` takes the checkpoint's own.
         batch_size: Sentences per model call.
         num_threads: CPU threads for torch; ``None`` keeps torch's default.
@@ -44,7 +46,11 @@ class Settings(BaseSettings):
             timeout a request sent just as the server closes fails.
         api_key: When set, every route but ``/health`` requires ``Authorization: Bearer <key>``.
         max_batch_size: Sentences per model call gathered by the micro-batcher.
-        max_wait_ms: How long the micro-batcher waits for more sentences, in milliseconds.
+        max_batch_tokens: Padded tokens (sentences x longest) per model call on the server: a
+            gathered batch is sorted by length and cut where it would exceed this (TEI's
+            ``max_batch_tokens``).
+        max_wait_ms: How long the micro-batcher waits for more sentences after the first, in
+            milliseconds (0: none; requests that arrive while the model runs are gathered).
         max_queue_size: Requests waiting for the model before new ones are refused with 429.
         max_client_batch_size: Sentences (or queries) in one request (OpenAI's 2,048 by
             default; split into model batches of ``max_batch_size``).
@@ -77,7 +83,7 @@ class Settings(BaseSettings):
 
     model: str = "all-MiniLM-L6-v2"
     pooling: Pooling = "mean"
-    precision: Precision = "fp32"
+    precision: Precision = "auto"
     max_seq_length: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=32, ge=1)
     num_threads: int | None = Field(default=None, ge=1)
@@ -91,7 +97,8 @@ class Settings(BaseSettings):
     keep_alive_s: int = Field(default=75, ge=1)
     api_key: SecretStr | None = None
     max_batch_size: int = Field(default=64, ge=1)
-    max_wait_ms: float = Field(default=1.0, ge=0)
+    max_batch_tokens: int = Field(default=16384, ge=1)
+    max_wait_ms: float = Field(default=0.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
     max_client_batch_size: int = Field(default=2048, ge=1)
     max_sentence_chars: int = Field(default=10_000, ge=1)

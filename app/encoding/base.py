@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from app.core.types import Embeddings
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What one model pass over n sentences gives (``BertEncoder.encode_with_lengths``).
+
+    Attributes:
+        vectors: float32 (n, d) sentence vectors, not normalised.
+        lengths: int64 (n,) tokens of each sentence before truncation, special tokens
+            included (over ``max_seq_length``: the sentence was cut).
+        tokens: n float32 arrays (n_tokens_i, d) of token vectors, or ``None``.
+    """
+
+    vectors: Embeddings
+    lengths: npt.NDArray[np.int64]
+    tokens: list[npt.NDArray[np.float32]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Encoded]) -> Encoded:
+        """The rows of ``parts``, one after the other (token vectors only if all have them)."""
+        if len(parts) == 1:
+            return parts[0]
+        tokens = None
+        if all(p.tokens is not None for p in parts):
+            tokens = [row for p in parts for row in p.tokens or ()]
+        return cls(
+            np.concatenate([p.vectors for p in parts]),
+            np.concatenate([p.lengths for p in parts]),
+            tokens,
+        )
+
+    def __getitem__(self, rows: slice) -> Encoded:
+        """The rows ``rows`` (a slice) of each field."""
+        tokens = None if self.tokens is None else self.tokens[rows]
+        return Encoded(self.vectors[rows], self.lengths[rows], tokens)
 
 
 class Encoder(Protocol):
@@ -18,7 +57,8 @@ class Encoder(Protocol):
         model_name: The model's name as resolved by the registry (recorded in transform
             metadata, so a transform is only reused with the encoder that fitted it).
         pooling: The pooling mode (``cls``, ``mean``, ``first_last_avg``, ``last2avg``).
-        precision: ``fp32``, ``bf16`` or ``int8``.
+        precision: ``fp32``, ``bf16`` or ``int8`` (what ``auto`` chose, when asked for it).
+        precision_reason: Why that precision (``asked for``, or what ``auto`` measured).
         max_seq_length: Truncation length in tokens.
         dimension: d, the length of each sentence vector.
     """
@@ -26,6 +66,7 @@ class Encoder(Protocol):
     model_name: str
     pooling: str
     precision: str
+    precision_reason: str
     max_seq_length: int
 
     def count_tokens(self, sentences: Sequence[str]) -> list[int]:
@@ -50,6 +91,10 @@ class Encoder(Protocol):
         show_progress_bar: bool = False,
     ) -> Embeddings:
         """Return float32 sentence vectors of shape (n, d), in input order."""
+        ...
+
+    def encode_with_lengths(self, sentences: Sequence[str], *, tokens: bool = False) -> Encoded:
+        """Return vectors, token counts before truncation and (``tokens``) token vectors."""
         ...
 
     def encode_tokens(

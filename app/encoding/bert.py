@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,7 +16,14 @@ from tqdm.auto import tqdm
 
 from app.core.errors import InputValidationError, ModelLoadError
 from app.core.types import Embeddings
+from app.encoding.base import Encoded
 from app.encoding.pooling import check_pooling, needs_hidden_states, pool
+from app.encoding.precision import (
+    CALIBRATION_SENTENCES,
+    MIN_COSINE,
+    bf16_unavailable,
+    cast_linear_bf16,
+)
 from app.encoding.quantization import quantize_int8
 from app.encoding.registry import (
     DEFAULT_MODEL,
@@ -26,7 +35,7 @@ from app.encoding.registry import (
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 
 #: Sentences tokenized (and length-sorted) at a time: bounds memory on large corpora while
 #: keeping the sort nearly as tight as a global one.
@@ -57,13 +66,19 @@ class BertEncoder:
         max_seq_length: Truncation length in tokens, special tokens included. ``None`` takes
             the checkpoint's ``sentence_bert_config.json`` value, else the tokenizer's limit
             capped at the model's ``max_position_embeddings``.
-        precision: ``fp32``; ``bf16`` (autocast, CPU or GPU); ``int8`` (CPU only: dynamic
-            int8 quantization with ``torch.ao`` of the attention's Linear layers, the FFN in
-            bf16 where the CPU has native bf16 — see ``app.encoding.quantization``).
+        precision: ``fp32``; ``bf16`` (Linear weights stored in bf16, run under autocast, CPU
+            or GPU); ``int8`` (CPU only: dynamic int8 quantization with ``torch.ao`` of the
+            attention's Linear layers, the FFN in bf16 where the CPU has native bf16 — see
+            ``app.encoding.quantization``); ``auto``: ``bf16`` where the device has native bf16
+            and this model's bf16 vectors stay within cosine ``MIN_COSINE`` of fp32 on
+            ``CALIBRATION_SENTENCES``, else ``fp32`` (``app.encoding.precision``). The
+            ``precision`` attribute holds the one chosen, ``precision_reason`` why.
         device: ``cpu``, ``cuda``, ``cuda:1``...; ``None`` uses a GPU when one is present.
         num_threads: CPU threads for torch (``torch.set_num_threads``, process-wide); ``None``
             keeps torch's default.
         batch_size: Default sentences per model call.
+        max_batch_tokens: Padded tokens (rows x longest row) per model call: a batch of long
+            sentences is cut smaller (TEI's ``max_batch_tokens``); ``None``: no budget.
         allow_pickle: Also load pickle-based weights (``pytorch_model.bin``). Off by default:
             only ``*.safetensors`` load, because unpickling a file can run arbitrary code.
 
@@ -88,6 +103,7 @@ class BertEncoder:
         device: str | None = None,
         num_threads: int | None = None,
         batch_size: int = 32,
+        max_batch_tokens: int | None = None,
         allow_pickle: bool = False,
     ) -> None:
         self.pooling = check_pooling(pooling)
@@ -97,8 +113,10 @@ class BertEncoder:
             )
         if batch_size < 1:
             raise InputValidationError(f"batch_size must be >= 1, got {batch_size}")
-        self.precision = precision
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise InputValidationError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -114,7 +132,7 @@ class BertEncoder:
             resolved.path, allow_pickle=allow_pickle, local_files_only=resolved.local_files_only
         )
         model.to(self.device)
-        self.model: torch.nn.Module = quantize_int8(model) if precision == "int8" else model
+        self.model: torch.nn.Module = model
 
         limit = min(
             int(getattr(self.tokenizer, "model_max_length", 512) or 512),
@@ -123,6 +141,33 @@ class BertEncoder:
         self.max_seq_length = min(
             max_seq_length or checkpoint_max_seq_length(resolved.path) or limit, limit
         )
+        self.precision = "fp32"
+        self.precision_reason = "asked for"
+        if precision == "auto":
+            precision, self.precision_reason = self._choose_precision()
+        if precision == "bf16":
+            cast_linear_bf16(model)
+        elif precision == "int8":
+            self.model = quantize_int8(model)
+        self.precision = precision
+
+    def _choose_precision(self) -> tuple[str, str]:
+        """``auto``: bf16 or fp32, and why (the model is still in fp32 here)."""
+        unavailable = bf16_unavailable(self.device)
+        if unavailable is not None:
+            return "fp32", unavailable
+        reference = self.encode(CALIBRATION_SENTENCES)
+        self.precision = "bf16"  # autocast over fp32 weights: the numbers bf16 weights give
+        trial = self.encode(CALIBRATION_SENTENCES)
+        self.precision = "fp32"
+        cosine = np.sum(reference * trial, axis=1) / (
+            np.linalg.norm(reference, axis=1) * np.linalg.norm(trial, axis=1) + 1e-12
+        )
+        worst = float(cosine.min())
+        measured = f"lowest cosine to fp32 {worst:.5f} over {len(cosine)} calibration sentences"
+        if worst >= MIN_COSINE:
+            return "bf16", f"native bf16 on {self.device.type}; {measured}"
+        return "fp32", f"bf16 would move vectors: {measured} (needs {MIN_COSINE})"
 
     def with_pooling(self, pooling: str) -> BertEncoder:
         """Return an encoder that shares this one's model and tokenizer but pools differently.
@@ -159,18 +204,7 @@ class BertEncoder:
         Raises:
             InputValidationError: ``sentences`` is a bare string or holds a non-string.
         """
-        embeddings = np.zeros((len(sentences), self.dimension), dtype=np.float32)
-        hidden = needs_hidden_states(self.pooling)
-        for batch in self._batches(sentences, batch_size, show_progress_bar, special=False):
-            out = self._forward(batch, output_hidden_states=hidden)
-            pooled = pool(
-                self.pooling,
-                batch.attention_mask,
-                out.last_hidden_state,
-                out.hidden_states if hidden else None,
-            )
-            embeddings[batch.positions] = pooled.float().cpu().numpy()
-        return embeddings
+        return self._encode(sentences, batch_size, show_progress_bar, tokens=False).vectors
 
     def encode_tokens(
         self,
@@ -195,16 +229,51 @@ class BertEncoder:
         Raises:
             InputValidationError: ``sentences`` is a bare string or holds a non-string.
         """
-        result: list[npt.NDArray[np.float32]] = [
-            np.zeros((0, self.dimension), np.float32) for _ in sentences
-        ]
-        for batch in self._batches(sentences, batch_size, show_progress_bar, special=True):
-            hidden = self._forward(batch, output_hidden_states=False).last_hidden_state
-            tokens = hidden.float().cpu().numpy()
-            assert batch.keep is not None
-            for row, position in enumerate(batch.positions):
-                result[position] = np.ascontiguousarray(tokens[row][batch.keep[row]])
-        return result
+        encoded = self._encode(sentences, batch_size, show_progress_bar, tokens=True)
+        assert encoded.tokens is not None
+        return encoded.tokens
+
+    def encode_with_lengths(self, sentences: Sequence[str], *, tokens: bool = False) -> Encoded:
+        """Sentence vectors, each sentence's token count before truncation, and (``tokens``)
+        its token vectors too — all from one tokenization and one forward pass per batch.
+
+        What a server needs in one model call: the counts tell which sentences were cut to
+        ``max_seq_length`` without tokenizing them again.
+
+        Returns:
+            ``Encoded``: vectors float32 (n, d) as ``encode``; lengths int64 (n,), special
+            tokens included; tokens as ``encode_tokens`` when asked, else ``None``.
+
+        Raises:
+            InputValidationError: ``sentences`` is a bare string or holds a non-string.
+        """
+        return self._encode(sentences, None, False, tokens=tokens)
+
+    def _encode(
+        self, sentences: Sequence[str], batch_size: int | None, progress: bool, *, tokens: bool
+    ) -> Encoded:
+        n = len(sentences)
+        vectors = np.zeros((n, self.dimension), dtype=np.float32)
+        lengths = np.zeros(n, dtype=np.int64)
+        rows: list[npt.NDArray[np.float32]] | None = None
+        if tokens:
+            rows = [np.zeros((0, self.dimension), np.float32) for _ in sentences]
+        hidden = needs_hidden_states(self.pooling)
+        for batch in self._batches(sentences, batch_size, progress, lengths, special=tokens):
+            out = self._forward(batch, output_hidden_states=hidden)
+            pooled = pool(
+                self.pooling,
+                batch.attention_mask,
+                out.last_hidden_state,
+                out.hidden_states if hidden else None,
+            )
+            vectors[batch.positions] = pooled.float().cpu().numpy()
+            if rows is not None:
+                states = out.last_hidden_state.float().cpu().numpy()
+                assert batch.keep is not None
+                for r, position in enumerate(batch.positions):
+                    rows[position] = np.ascontiguousarray(states[r][batch.keep[r]])
+        return Encoded(vectors, lengths, rows)
 
     def tokenize(self, sentences: Sequence[str]) -> list[list[str]]:
         """Word pieces of each sentence, truncated and without special tokens: the rows of
@@ -248,15 +317,26 @@ class BertEncoder:
             enabled=self.precision == "bf16",
         )
 
+    @functools.cached_property
+    def _trailing_specials(self) -> int:
+        """Special tokens the tokenizer appends to a sentence ([SEP]: 1), kept by truncation."""
+        mask = self.tokenizer("a", return_special_tokens_mask=True)["special_tokens_mask"]
+        trailing = len(list(itertools.takewhile(bool, reversed(mask))))
+        return min(trailing, self.max_seq_length - 1)
+
     def _batches(
         self,
         sentences: Sequence[str],
         batch_size: int | None,
         show_progress_bar: bool,
+        lengths_out: npt.NDArray[np.int64],
         *,
         special: bool,
     ) -> Iterator[_Batch]:
-        """Tokenize in chunks, sort each chunk by token length (longest first), pad per batch."""
+        """Tokenize in chunks, sort each chunk by token length (longest first), and cut it into
+        batches of at most ``batch_size`` sentences and ``max_batch_tokens`` padded tokens,
+        each padded to its own longest sentence. ``lengths_out`` receives each sentence's token
+        count before truncation."""
         if isinstance(sentences, str):
             raise InputValidationError("pass a list of sentences, not a single string")
         for i, s in enumerate(sentences):
@@ -266,37 +346,41 @@ class BertEncoder:
         if size < 1:
             raise InputValidationError(f"batch_size must be >= 1, got {size}")
         pad_id = self.tokenizer.pad_token_id or 0
+        limit, trailing = self.max_seq_length, self._trailing_specials
         n = len(sentences)
         with tqdm(
             total=n, unit="sent", desc="Encoding", disable=not show_progress_bar or n == 0
         ) as bar:
             for start in range(0, n, _CHUNK_SENTENCES):
                 chunk = list(sentences[start : start + _CHUNK_SENTENCES])
+                # Untruncated, so the counts are the real ones; cut below as the tokenizer
+                # would (the end of the text goes, the trailing special tokens stay).
                 encoded = self.tokenizer(
                     chunk,
-                    truncation=True,
-                    max_length=self.max_seq_length,
                     return_attention_mask=False,
                     return_token_type_ids=False,
                     return_special_tokens_mask=special,
                 )
                 ids: list[list[int]] = encoded["input_ids"]
-                lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+                full = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+                lengths_out[start : start + len(ids)] = full
+                lengths = np.minimum(full, limit)
                 order = np.argsort(-lengths, kind="stable")
-                for b in range(0, len(order), size):
-                    rows = order[b : b + size]
+                for rows in self._cut(order, lengths, size):
                     width = int(lengths[rows[0]])
                     input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
                     mask = np.zeros((len(rows), width), dtype=np.int64)
                     keep = np.zeros((len(rows), width), dtype=bool) if special else None
                     for r, j in enumerate(rows):
                         length = int(lengths[j])
-                        input_ids[r, :length] = ids[j]
+                        row = ids[j] if full[j] == length else _cut_row(ids[j], length, trailing)
+                        input_ids[r, :length] = row
                         mask[r, :length] = 1
                         if keep is not None:
-                            keep[r, :length] = ~np.asarray(
-                                encoded["special_tokens_mask"][j], dtype=bool
-                            )
+                            flags = encoded["special_tokens_mask"][j]
+                            if full[j] != length:
+                                flags = _cut_row(flags, length, trailing)
+                            keep[r, :length] = ~np.asarray(flags, dtype=bool)
                     yield _Batch(
                         positions=rows.astype(np.int64) + start,
                         input_ids=torch.from_numpy(input_ids).to(self.device),
@@ -304,6 +388,25 @@ class BertEncoder:
                         keep=keep,
                     )
                     bar.update(len(rows))
+
+    def _cut(
+        self, order: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], size: int
+    ) -> Iterator[npt.NDArray[np.int64]]:
+        """Rows (longest first) in batches of <= ``size`` sentences whose padded size, rows x
+        longest, stays within ``max_batch_tokens`` (a longer sentence still goes, alone)."""
+        budget = self.max_batch_tokens
+        b = 0
+        while b < len(order):
+            width = int(lengths[order[b]])
+            rows = size if budget is None else max(1, min(size, budget // max(width, 1)))
+            yield order[b : b + rows]
+            b += rows
+
+
+def _cut_row(row: list[int], length: int, trailing: int) -> list[int]:
+    """The first ``length`` entries of a tokenized sentence, its ``trailing`` special tokens
+    kept at the end — what the tokenizer's own truncation gives."""
+    return row[: length - trailing] + (row[-trailing:] if trailing else [])
 
 
 def _load_checkpoint(

@@ -38,6 +38,7 @@ from app.core.errors import (
     StorageError,
     storage_error,
 )
+from app.encoding.base import Encoded
 from app.index.collection import STORE_FILE, Collection, empty_trash, move_to_trash, sweep
 from app.index.faiss_index import parse_spec
 from app.index.store import Document, DocumentStore
@@ -91,8 +92,8 @@ def _reason(exc: BaseException) -> str:
     return f"it could not be opened ({type(exc).__name__}); the server log has the details"
 
 
-#: ``EmbeddingService.check_length``: (texts, truncate, what) -> (token counts, indices over).
-LengthCheck = Callable[[Sequence[str], bool, str], tuple[list[int], list[int]]]
+#: ``EmbeddingService.check_lengths``: (token counts, truncate, what) -> indices over the limit.
+LengthCheck = Callable[[Sequence[int], bool, str], list[int]]
 
 
 @dataclass(frozen=True)
@@ -114,18 +115,18 @@ class CollectionService:
 
     Args:
         root: The indexes folder (created if missing).
-        batcher: Encodes documents and queries.
+        batcher: Encodes documents and queries (``Encoded`` rows: vectors and token counts).
         encoder: Model, pooling and d of the encoder behind the batcher.
         limits: Request limits.
         transforms: Named transforms under the models folder, for collections that use one.
-        check_length: ``EmbeddingService.check_length``: refuses texts over the model's limit
+        check_length: ``EmbeddingService.check_lengths``: refuses texts over the model's limit
             unless truncation is asked for, and names those cut (``None``: no check).
     """
 
     def __init__(
         self,
         root: Path,
-        batcher: MicroBatcher,
+        batcher: MicroBatcher[Encoded],
         encoder: EncoderInfo,
         limits: Limits,
         transforms: TransformRegistry | None = None,
@@ -418,11 +419,11 @@ class CollectionService:
         ids = [d.id for d in docs]
         if len(set(ids)) != len(ids):
             raise InputValidationError("document ids repeat within the request")
+        encoded = Encoded.concat(await self.batcher.encode_parts([d.text for d in docs]))
         over: list[int] = []
         if self.check_length is not None:
-            _, over = self.check_length([d.text for d in docs], truncate, "documents")
-        raw = await self.batcher.encode([d.text for d in docs])
-        stored = await asyncio.to_thread(self._writing, collection.upsert, docs, raw)
+            over = self.check_length(encoded.lengths.tolist(), truncate, "documents")
+        stored = await asyncio.to_thread(self._writing, collection.upsert, docs, encoded.vectors)
         return Upserted(stored, [stored[i] for i in over])
 
     def get_document(self, name: str, doc_id: str) -> Document:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app import __version__
 from app.core.config import Settings
-from app.encoding.base import Encoder
-from app.services.batching import MicroBatcher
+from app.encoding.base import Encoded, Encoder
+from app.services.batching import MicroBatcher, model_thread
 from app.services.collections import CollectionService, EncoderInfo
 from app.services.embeddings import EmbeddingService
 from app.services.encoders import EncoderOptions, load_encoder
@@ -54,7 +55,7 @@ class Services:
 
     settings: Settings
     encoder: Encoder
-    batcher: MicroBatcher
+    batcher: MicroBatcher[Encoded]
     embeddings: EmbeddingService
     collections: CollectionService
     search: SearchService
@@ -70,18 +71,20 @@ class Services:
         Raises:
             ModelLoadError, ModelIntegrityError, InputValidationError: From the encoder.
         """
-        encoder = load_encoder(
-            EncoderOptions(
-                model=settings.model,
-                pooling=settings.pooling,
-                precision=settings.precision,
-                max_seq_length=settings.max_seq_length,
-                device=settings.device,
-                num_threads=settings.num_threads,
-                batch_size=settings.batch_size,
-                allow_pickle=settings.allow_pickle,
-            )
+        # The model is loaded on the thread that will run it (see app.services.batching).
+        thread = model_thread()
+        options = EncoderOptions(
+            model=settings.model,
+            pooling=settings.pooling,
+            precision=settings.precision,
+            max_seq_length=settings.max_seq_length,
+            device=settings.device,
+            num_threads=settings.num_threads,
+            batch_size=settings.batch_size,
+            allow_pickle=settings.allow_pickle,
+            max_batch_tokens=settings.max_batch_tokens,
         )
+        encoder = thread.submit(load_encoder, options).result()
         metrics = Metrics()
         limits = Limits(
             max_client_batch_size=settings.max_client_batch_size,
@@ -95,11 +98,12 @@ class Services:
             max_response_bytes=settings.max_response_bytes,
         )
         batcher = MicroBatcher(
-            encoder.encode,
+            encoder.encode_with_lengths,
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_wait_ms,
             max_queue_size=settings.max_queue_size,
             metrics=metrics,
+            executor=thread,
         )
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
         transforms = TransformRegistry(settings.models_dir, encoder)
@@ -112,7 +116,7 @@ class Services:
             info,
             limits,
             transforms=transforms,
-            check_length=embeddings.check_length,
+            check_length=embeddings.check_lengths,
         )
         return cls(
             settings=settings,
@@ -124,9 +128,9 @@ class Services:
                 collections,
                 batcher,
                 limits,
-                encode_tokens=encoder.encode_tokens,
+                encode_with_tokens=functools.partial(encoder.encode_with_lengths, tokens=True),
                 token_cache=TokenCache(int(settings.token_cache_mb * 2**20)),
-                check_length=embeddings.check_length,
+                check_length=embeddings.check_lengths,
             ),
             metrics=metrics,
             limits=limits,
@@ -142,7 +146,12 @@ class Services:
         await self.batcher.encode(["warm-up sentence"])
         await asyncio.to_thread(self.collections.open_all)
         self.started = True
-        logger.info("sentsim ready: model %s", self.encoder.model_name)
+        logger.info(
+            "sentsim ready: model %s, precision %s (%s)",
+            self.encoder.model_name,
+            self.encoder.precision,
+            self.encoder.precision_reason,
+        )
 
     async def stop(self) -> None:
         """Drain the batcher and checkpoint the indexes."""
@@ -174,6 +183,7 @@ class Services:
             "pooling": self.encoder.pooling,
             "dimension": self.encoder.dimension,
             "precision": self.encoder.precision,
+            "precision_reason": self.encoder.precision_reason,
             "max_seq_length": self.encoder.max_seq_length,
             "transform": "none (named transforms from models/ per request)",
             "collections": len(self.collections.list_collections()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from app.core.errors import (
     ModelNotFoundError,
 )
 from app.core.types import Embeddings
-from app.encoding.base import Encoder
+from app.encoding.base import Encoded, Encoder
 from app.encoding.registry import ALIASES
 from app.services.batching import MicroBatcher
 from app.services.limits import Limits
@@ -76,7 +77,7 @@ class EmbeddingService:
     def __init__(
         self,
         encoder: Encoder,
-        batcher: MicroBatcher,
+        batcher: MicroBatcher[Encoded],
         limits: Limits,
         transforms: TransformRegistry,
         served_model_names: Sequence[str] | None = None,
@@ -112,33 +113,36 @@ class EmbeddingService:
             param="model",
         )
 
-    def check_length(
-        self, sentences: Sequence[str], truncate: bool, what: str = "inputs"
-    ) -> tuple[list[int], list[int]]:
-        """Token counts, and which sentences are over ``max_seq_length`` (to be truncated).
+    def check_lengths(
+        self, lengths: Sequence[int], truncate: bool, what: str = "inputs"
+    ) -> list[int]:
+        """Which sentences are over ``max_seq_length`` (and were encoded truncated).
 
         One policy for every route: a sentence over the model's limit is refused unless the
-        request says ``truncate``; then the encoder cuts it and the caller reports which.
+        request says ``truncate``; then the encoder's cut stands and the caller reports which.
+        The counts come with the vectors from the model thread (``Encoded.lengths``), so the
+        text is tokenized once.
+
+        Args:
+            lengths: Tokens per sentence before truncation, special tokens included.
 
         Returns:
-            (tokens per sentence, special tokens included; indices of the sentences over the
-            limit — empty unless ``truncate``).
+            Indices of the sentences over the limit (empty unless ``truncate``).
 
         Raises:
             BatchTooLargeError: A sentence is too long and ``truncate`` is off (``param`` =
                 ``what``).
         """
-        counts = self.encoder.count_tokens(sentences)
         limit = self.encoder.max_seq_length
-        over = [i for i, n in enumerate(counts) if n > limit]
+        over = [i for i, n in enumerate(lengths) if n > limit]
         if over and not truncate:
             i = over[0]
             raise BatchTooLargeError(
-                f"{what}[{i}] has {counts[i]} tokens; the model takes {limit}: shorten it, or "
+                f"{what}[{i}] has {lengths[i]} tokens; the model takes {limit}: shorten it, or "
                 "send truncate=true to cut it (the response then lists it)",
                 param=what,
             )
-        return counts, over
+        return over
 
     async def embed(
         self,
@@ -163,20 +167,17 @@ class EmbeddingService:
             DimensionMismatchError: ``dimensions`` outside [1, d].
         """
         self.limits.check_sentences(sentences, what)
-        counts, over = self.check_length(sentences, truncate, what)
         d = self.encoder.dimension
         if dimensions is not None and not 1 <= dimensions <= d:
             raise DimensionMismatchError(
                 f"dimensions={dimensions}; this model gives 1..{d}", param="dimensions"
             )
-        # A large request goes as model batches, so other requests' batches interleave.
-        size = self.batcher.max_batch_size
-        parts = [list(sentences[i : i + size]) for i in range(0, len(sentences), size)]
-        encoded = await asyncio.gather(*(self.batcher.encode(part) for part in parts))
-        vectors = encoded[0] if len(encoded) == 1 else np.concatenate(encoded)
+        encoded = Encoded.concat(await self.batcher.encode_parts(sentences))
+        over = self.check_lengths(encoded.lengths.tolist(), truncate, what)
+        vectors = encoded.vectors
         if dimensions is not None:
             vectors = vectors[:, :dimensions]
-        tokens = sum(min(n, self.encoder.max_seq_length) for n in counts)
+        tokens = int(np.minimum(encoded.lengths, self.encoder.max_seq_length).sum())
         return Embedded(l2_normalize(vectors) if normalize else vectors, tokens, over)
 
     async def similarity(
@@ -210,27 +211,33 @@ class EmbeddingService:
             )
         texts = [source_sentence, *sentences]
         self.limits.check_sentences(texts, "sentences")
-        _, over = self.check_length(texts, truncate, "sentences")
         if method == "cosine":
             if with_alignment:
                 raise InputValidationError("alignment comes from transport: use method wmd or wrd")
             corrector = None if transform is None else self.transforms.get(transform)
-            vectors = await self.batcher.encode(texts)
-            if corrector is not None:
-                vectors = corrector.transform(vectors)
+            encoded = Encoded.concat(await self.batcher.encode_parts(texts))
+            over = self.check_lengths(encoded.lengths.tolist(), truncate, "sentences")
+            vectors = encoded.vectors
+            if corrector is not None:  # torch (BERT-flow): on the model thread
+                vectors = await self.batcher.run(corrector.transform, vectors)
             return SimilarityResult(
                 [float(s) for s in np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]], truncated=over
             )
         if transform is not None:
             raise InputValidationError("a transform corrects sentence vectors: use it with cosine")
         measure = check_measure(method)
-        tokens = await self.batcher.run(self.encoder.encode_tokens, texts)
+        encoded = await self.batcher.run(
+            functools.partial(self.encoder.encode_with_lengths, tokens=True), texts
+        )
+        over = self.check_lengths(encoded.lengths.tolist(), truncate, "sentences")
+        tokens = encoded.tokens
+        assert tokens is not None
         results = await asyncio.to_thread(
             lambda: [transport_distance(tokens[0], t, measure) for t in tokens[1:]]
         )
         scores = [distance_to_score(r.distance, measure) for r in results]
         if not with_alignment:
             return SimilarityResult(scores, truncated=over)
-        words = self.encoder.tokenize(texts)
+        words = await self.batcher.run(self.encoder.tokenize, texts)
         aligned = [alignment(r, words[0], w) for r, w in zip(results, words[1:], strict=True)]
         return SimilarityResult(scores, aligned, truncated=over)

@@ -23,6 +23,7 @@ class EncoderOptions:
     device: str | None = None
     num_threads: int | None = None
     batch_size: int = 32
+    max_batch_tokens: int | None = None
     allow_pickle: bool = False
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from app.core.errors import BatchTooLargeError, NotReadyError
+from app.encoding.base import Encoded
 from app.index.collection import SearchHit
 from app.index.store import Scalar
 from app.services.batching import MicroBatcher
@@ -57,26 +58,27 @@ class SearchService:
         collections: The collections.
         batcher: Encodes queries (and, for reranking, token vectors) on the model thread.
         limits: Request limits (queries, ``top_k``, filter keys, candidates, response bytes).
-        encode_tokens: The encoder's ``encode_tokens`` (for reranking), run on the model thread.
+        encode_with_tokens: Sentence and token vectors in one forward pass (the encoder's
+            ``encode_with_lengths(..., tokens=True)``), for reranking; run on the model thread.
         token_cache: Cache of documents' token vectors, keyed by the open collection instance
             and the document's seq (default: none).
-        check_length: ``EmbeddingService.check_length``: refuses queries over the model's limit
+        check_length: ``EmbeddingService.check_lengths``: refuses queries over the model's limit
             unless truncation is asked for, and names those cut (``None``: no check).
     """
 
     def __init__(
         self,
         collections: CollectionService,
-        batcher: MicroBatcher,
+        batcher: MicroBatcher[Encoded],
         limits: Limits,
-        encode_tokens: Callable[[list[str]], list[np.ndarray]] | None = None,
+        encode_with_tokens: Callable[[list[str]], Encoded] | None = None,
         token_cache: TokenCache | None = None,
         check_length: LengthCheck | None = None,
     ) -> None:
         self.collections = collections
         self.batcher = batcher
         self.limits = limits
-        self.encode_tokens = encode_tokens
+        self.encode_with_tokens = encode_with_tokens
         self.token_cache = token_cache or TokenCache(0)
         self.check_length = check_length
 
@@ -106,9 +108,6 @@ class SearchService:
         """
         collection = self.collections.get(name)
         self.limits.check_sentences(queries, what)
-        over: list[int] = []
-        if self.check_length is not None:
-            _, over = self.check_length(queries, truncate, what)
         self.limits.check_filter(where)
         if not 1 <= top_k <= self.limits.max_top_k:
             raise BatchTooLargeError(
@@ -123,39 +122,52 @@ class SearchService:
                     f"[1, {self.limits.max_rerank_candidates}] (SENTSIM_MAX_RERANK_CANDIDATES)"
                 )
             first_k = max(top_k, rerank.candidates)
-        raw = await self.batcher.encode(list(queries))
+        if measure is None:
+            encoded = Encoded.concat(await self.batcher.encode_parts(list(queries)))
+        else:  # the queries' sentence and token vectors from one forward pass
+            encoded = await self.batcher.run(self._encode_with_tokens(), list(queries))
+        over: list[int] = []
+        if self.check_length is not None:
+            over = self.check_length(encoded.lengths.tolist(), truncate, what)
         hits = await asyncio.to_thread(
-            collection.search, raw, first_k, where, self.limits.check_response_bytes
+            collection.search, encoded.vectors, first_k, where, self.limits.check_response_bytes
         )
         if measure is not None:
-            hits = await self._rerank(collection.uid, list(queries), hits, top_k, measure)
+            assert encoded.tokens is not None
+            hits = await self._rerank(collection.uid, encoded.tokens, hits, top_k, measure)
         return Searched(hits, over)
+
+    def _encode_with_tokens(self) -> Callable[[list[str]], Encoded]:
+        if self.encode_with_tokens is None:
+            raise NotReadyError("reranking needs the encoder's token vectors")
+        return self.encode_with_tokens
 
     async def _rerank(
         self,
         uid: str,
-        queries: list[str],
+        queries: list[np.ndarray],
         hits: list[list[SearchHit]],
         top_k: int,
         measure: Measure,
     ) -> list[list[SearchHit]]:
-        if self.encode_tokens is None:
-            raise NotReadyError("reranking needs the encoder's token vectors")
+        """Reorder each query's hits by transport between ``queries`` (its token vectors,
+        float32 (n_tokens, d)) and the documents' token vectors (cached, else encoded)."""
         tokens: dict[int, np.ndarray] = {}
         for h in (h for row in hits for h in row):
             cached = self.token_cache.get((uid, h.seq))
             if cached is not None:
                 tokens[h.seq] = cached
         missing = {h.seq: h.text for row in hits for h in row if h.seq not in tokens}
-        texts = list(queries) + list(missing.values())
-        encoded = await self.batcher.run(self.encode_tokens, texts)
-        for seq, vectors in zip(missing, encoded[len(queries) :], strict=True):
-            tokens[seq] = vectors
-            self.token_cache.put((uid, seq), vectors)
+        if missing:
+            encoded = await self.batcher.run(self._encode_with_tokens(), list(missing.values()))
+            assert encoded.tokens is not None
+            for seq, vectors in zip(missing, encoded.tokens, strict=True):
+                tokens[seq] = vectors
+                self.token_cache.put((uid, seq), vectors)
 
         def rank() -> list[list[SearchHit]]:
             out = []
-            for query_tokens, row in zip(encoded[: len(queries)], hits, strict=True):
+            for query_tokens, row in zip(queries, hits, strict=True):
                 best = top_k_transport(query_tokens, [tokens[h.seq] for h in row], top_k, measure)
                 out.append(
                     [

@@ -17,6 +17,7 @@ def settings(tmp_path: Path, tiny_bert_dir: Path) -> Settings:
     return Settings(
         model=str(tiny_bert_dir),
         device="cpu",
+        precision="fp32",  # the in-process references (tiny_encoder) are fp32
         models_dir=tmp_path / "models",
         indexes_dir=tmp_path / "indexes",
         max_client_batch_size=8,

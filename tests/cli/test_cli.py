@@ -37,7 +37,7 @@ def corpus(tmp_path: Path) -> Path:
 def test_encode_writes_vectors_in_input_order(tiny_bert_dir: Path, corpus: Path) -> None:
     out = corpus.parent / "v.npy"
     args = ["encode", "--input", str(corpus), "--output", str(out), "--model", str(tiny_bert_dir)]
-    result = runner.invoke(app, [*args, "--pooling", "cls", "--no-progress"])
+    result = runner.invoke(app, [*args, "--pooling", "cls", "--precision", "fp32", "--no-progress"])
     assert result.exit_code == 0, result.output
     vectors = np.load(out)
     assert vectors.shape == (80, 32) and vectors.dtype == np.float32
@@ -48,7 +48,8 @@ def test_encode_writes_vectors_in_input_order(tiny_bert_dir: Path, corpus: Path)
     )
     np.testing.assert_allclose(vectors[:1], first / np.linalg.norm(first), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)  # as the API's
-    result = runner.invoke(app, [*args, "--pooling", "cls", "--no-progress", "--no-normalize"])
+    args += ["--pooling", "cls", "--precision", "fp32"]
+    result = runner.invoke(app, [*args, "--no-progress", "--no-normalize"])
     assert "raw" in result.output
     np.testing.assert_allclose(np.load(out)[:1], first, atol=1e-5)
 

@@ -36,8 +36,9 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def expected() -> np.ndarray:
-    """The same sentences through the encoder in-process, unit length."""
-    vectors = BertEncoder("all-MiniLM-L6-v2", device="cpu").encode(TEXTS)
+    """The same sentences through the encoder in-process, unit length, at the precision the
+    server's default (``auto``) picks on this machine."""
+    vectors = BertEncoder("all-MiniLM-L6-v2", device="cpu", precision="auto").encode(TEXTS)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 

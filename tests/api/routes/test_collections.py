@@ -165,6 +165,27 @@ def test_rerank(client: TestClient, tiny_encoder) -> None:  # type: ignore[no-un
     assert "vector_score" not in plain[0] and "distance" not in plain[0]
 
 
+def test_reranked_search_runs_the_query_through_the_model_once(client: TestClient) -> None:
+    """Its sentence vector (first stage) and token vectors (second) come from one pass."""
+    _create(client)
+    body = {"query": "a man plays a guitar", "top_k": 2, "rerank": {"candidates": 4}}
+    assert client.post("/collections/faq/search", json=body).status_code == 200
+    encoder = client.app.state.services.encoder  # type: ignore[attr-defined]
+    passes: list[int] = []
+    forward = encoder._forward
+
+    def counting(batch, **kwargs):  # type: ignore[no-untyped-def]
+        passes.append(len(batch.positions))
+        return forward(batch, **kwargs)
+
+    encoder._forward = counting
+    try:  # the candidates' token vectors are cached now: only the query is encoded
+        assert client.post("/collections/faq/search", json=body).status_code == 200
+    finally:
+        del encoder._forward
+    assert passes == [1]
+
+
 def test_rerank_errors(client: TestClient) -> None:
     _create(client)
     for rerank, status in (

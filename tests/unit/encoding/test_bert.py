@@ -168,3 +168,95 @@ def test_half_precision_checkpoint_loads_as_float32(tmp_path: Path, tiny_bert_di
     encoder = BertEncoder(str(folder), device="cpu")
     assert next(encoder.model.parameters()).dtype == torch.float32
     assert encoder.encode(["the dog"]).dtype == np.float32
+
+
+def _truncated_reference(folder: Path, sentences: list[str], max_length: int) -> np.ndarray:
+    """Mean pooling over the tokenizer's own truncation, one sentence at a time."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder).eval()
+    rows = []
+    with torch.no_grad():
+        for s in sentences:
+            inputs = tokenizer([s], truncation=True, max_length=max_length, return_tensors="pt")
+            rows.append(model(**inputs).last_hidden_state[0].mean(0).numpy())
+    return np.stack(rows)
+
+
+def test_encode_with_lengths_counts_before_truncation_and_cuts_as_the_tokenizer(
+    tiny_bert_dir: Path,
+) -> None:
+    encoder = BertEncoder(str(tiny_bert_dir), max_seq_length=7, device="cpu", batch_size=2)
+    texts = ["a man plays a guitar in the park with a dog", "a dog", "", "the cat eats food"]
+    encoded = encoder.encode_with_lengths(texts, tokens=True)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    assert encoded.lengths.tolist() == [len(tokenizer(t)["input_ids"]) for t in texts]
+    assert encoded.lengths[0] > 7  # the first one is cut
+    np.testing.assert_allclose(
+        encoded.vectors, _truncated_reference(tiny_bert_dir, texts, 7), atol=1e-5
+    )
+    assert encoded.tokens is not None
+    for got, want in zip(encoded.tokens, encoder.encode_tokens(texts), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert [len(t) for t in encoded.tokens] == [5, 2, 0, 4]  # specials dropped, cut to 7 - 2
+    halves = [encoded[0:2], encoded[2:4]]
+    joined = type(encoded).concat(halves)
+    np.testing.assert_array_equal(joined.vectors, encoded.vectors)
+    np.testing.assert_array_equal(joined.lengths, encoded.lengths)
+
+
+def test_token_budget_cuts_batches_by_padded_tokens(
+    tiny_bert_dir: Path, tiny_encoder: BertEncoder, sentences: list[str]
+) -> None:
+    budget = BertEncoder(str(tiny_bert_dir), device="cpu", batch_size=64, max_batch_tokens=24)
+    calls: list[tuple[int, int]] = []
+    forward = budget._forward
+
+    def recording(batch, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(tuple(batch.input_ids.shape))
+        return forward(batch, **kwargs)
+
+    budget._forward = recording  # type: ignore[method-assign]
+    vectors = budget.encode(sentences)
+    np.testing.assert_allclose(vectors, tiny_encoder.encode(sentences), atol=1e-5)
+    assert sum(rows for rows, _ in calls) == len(sentences)
+    longest = max(width for _, width in calls)
+    # within the budget, except a sentence longer than the budget alone
+    assert all(rows * width <= 24 or rows == 1 for rows, width in calls)
+    assert len(calls) > 1 and longest > 1
+
+
+def test_auto_precision_says_what_it_chose_and_why(tiny_bert_dir: Path) -> None:
+    from app.encoding.precision import bf16_unavailable
+
+    encoder = BertEncoder(str(tiny_bert_dir), precision="auto", device="cpu")
+    reason = bf16_unavailable(torch.device("cpu"))
+    if reason is None:  # this CPU has native bf16: chosen when the vectors agree
+        assert encoder.precision in ("bf16", "fp32")
+        assert "calibration sentences" in encoder.precision_reason
+    else:
+        assert encoder.precision == "fp32" and encoder.precision_reason == reason
+    fixed = BertEncoder(str(tiny_bert_dir), precision="fp32", device="cpu")
+    assert fixed.precision_reason == "asked for"
+
+
+def test_auto_refuses_bf16_when_the_vectors_move(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.encoding.bert as bert
+
+    monkeypatch.setattr(bert, "bf16_unavailable", lambda device: None)
+    monkeypatch.setattr(bert, "MIN_COSINE", 1.01)  # no bf16 vector can be that close
+    encoder = BertEncoder(str(tiny_bert_dir), precision="auto", device="cpu")
+    assert encoder.precision == "fp32"
+    assert "bf16 would move vectors" in encoder.precision_reason
+    monkeypatch.setattr(bert, "MIN_COSINE", -1.0)
+    assert BertEncoder(str(tiny_bert_dir), precision="auto", device="cpu").precision == "bf16"
+
+
+def test_bf16_weights_give_what_autocast_gives(tiny_bert_dir: Path, sentences: list[str]) -> None:
+    encoder = BertEncoder(str(tiny_bert_dir), precision="bf16", device="cpu")
+    linear = next(m for m in encoder.model.modules() if isinstance(m, torch.nn.Linear))
+    assert linear.weight.dtype == torch.bfloat16  # cast once, not per call
+    reference = BertEncoder(str(tiny_bert_dir), precision="fp32", device="cpu")
+    reference.precision = "bf16"  # autocast over the fp32 weights
+    np.testing.assert_allclose(encoder.encode(sentences), reference.encode(sentences), atol=1e-6)

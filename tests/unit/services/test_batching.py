@@ -138,3 +138,70 @@ def test_run_executes_other_model_work_on_the_model_thread() -> None:
         await batcher.stop()
 
     asyncio.run(main())
+
+
+def test_other_model_work_waits_in_the_same_bounded_queue() -> None:
+    """Token vectors for WMD / WRD used to bypass the queue: never a 429, however many."""
+    encoder = RecordingEncoder()
+    encoder.release.clear()  # the model is busy
+
+    async def main() -> None:
+        batcher = MicroBatcher(encoder, max_batch_size=1, max_queue_size=2)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.encode(["a"]))
+        await asyncio.sleep(0.05)  # the worker takes it and blocks in the model
+        waiting = [asyncio.ensure_future(batcher.run(len, "xyz")) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(OverloadedError, match="queue is full"):
+            await batcher.run(len, "xyz")
+        encoder.release.set()
+        assert await asyncio.gather(*waiting) == [3, 3]
+        await first
+        await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_a_call_met_while_gathering_runs_alone_right_after_the_batch() -> None:
+    order: list[str] = []
+    encoder = RecordingEncoder()
+    encoder.release.clear()
+
+    def record(sentences: list[str]) -> np.ndarray:
+        rows = encoder(sentences)
+        order.append("batch:" + ",".join(sentences))
+        return rows
+
+    async def main() -> None:
+        batcher = MicroBatcher(record, max_batch_size=64, max_wait_ms=0)
+        batcher.start()
+        busy = asyncio.ensure_future(batcher.encode(["0"]))
+        await asyncio.sleep(0.05)  # the model holds "0"; the rest queue up behind it
+        jobs = [
+            asyncio.ensure_future(batcher.encode(["a"])),
+            asyncio.ensure_future(batcher.run(lambda: order.append("call"))),
+            asyncio.ensure_future(batcher.encode(["b"])),
+        ]
+        await asyncio.sleep(0)
+        encoder.release.set()
+        await asyncio.gather(busy, *jobs)
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert order == ["batch:0", "batch:a", "call", "batch:b"]
+
+
+def test_encode_parts_splits_a_large_request_and_keeps_its_order() -> None:
+    encoder = RecordingEncoder()
+
+    async def main() -> list[np.ndarray]:
+        batcher = MicroBatcher(encoder, max_batch_size=4)
+        batcher.start()
+        parts = await batcher.encode_parts(["x" * (i + 1) for i in range(10)])
+        await batcher.stop()
+        return parts
+
+    parts = asyncio.run(main())
+    assert [len(p) for p in parts] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate(parts)[:, 0], np.arange(1, 11))
+    assert max(len(c) for c in encoder.calls) <= 4

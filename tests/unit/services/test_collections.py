@@ -35,7 +35,7 @@ class Harness:
 
     def __init__(self, root: Path, encoder: BertEncoder) -> None:
         self.loop = asyncio.new_event_loop()
-        self.batcher = MicroBatcher(encoder.encode, max_wait_ms=1)
+        self.batcher = MicroBatcher(encoder.encode_with_lengths, max_wait_ms=1)
         self.loop.run_until_complete(self._start())
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
         self.service = CollectionService(root, self.batcher, info, Limits(max_top_k=20))
