@@ -6,6 +6,7 @@ Flags override ``SENTSIM_*`` environment variables and ``.env``, which override 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -394,6 +395,11 @@ def serve(
         from app.services.container import Services
 
         services = Services.build(settings)
+    # Everything loaded so far (torch, transformers, the model) lives as long as the process:
+    # out of the collector's sight, a full collection no longer walks it (p99 at 32 clients
+    # went from 272 ms to 120 ms).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         create_app(settings, services=services),
         host=settings.host,

@@ -9,8 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 
 from app.core.errors import NotReadyError, UnauthorizedError
 from app.services.collections import CollectionService
@@ -52,25 +51,13 @@ CollectionsDep = Annotated[CollectionService, Depends(get_collections)]
 SearchDep = Annotated[SearchService, Depends(get_search)]
 
 
-#: The OpenAPI security scheme (Swagger UI's Authorize button); the check itself is below.
-bearer = HTTPBearer(
-    auto_error=False,
-    description="With SENTSIM_API_KEY set: Authorization: Bearer <key> (OpenAI clients: api_key).",
-)
-
-
-async def require_api_key(
-    request: Request,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
-) -> None:
-    """With ``SENTSIM_API_KEY`` set, require ``Authorization: Bearer <key>`` (``credentials``
-    only declares the scheme; the raw header is compared, as bytes).
+async def require_api_key(request: Request, services: ServicesDep) -> None:
+    """With ``SENTSIM_API_KEY`` set, require ``Authorization: Bearer <key>`` (the raw header is
+    compared, as bytes; ``errors.document_errors`` declares the scheme in the OpenAPI).
 
     Raises:
         UnauthorizedError: The header is missing or the key is wrong.
     """
-    del credentials
     key = services.settings.api_key
     if key is None:
         return

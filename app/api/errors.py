@@ -161,11 +161,23 @@ def report_truncation(response: Response, fields: Sequence[str]) -> None:
         response.headers[TRUNCATED_HEADER] = ",".join(fields)
 
 
+#: The OpenAPI security scheme of ``SENTSIM_API_KEY``.
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "With SENTSIM_API_KEY set: Authorization: Bearer <key> (OpenAI clients: "
+    "api_key).",
+}
+
+
 def document_errors(app: FastAPI, public: Sequence[str] = ("/health",)) -> None:
     """Make ``app``'s OpenAPI document list, on every operation, the errors any route can
     answer, each with the real body: 400 (a Host not allowed) and 503 (not ready); 401 unless
     the path is ``public``; 413 and 422 with a request body, 422 with parameters. FastAPI's
-    own 422 shape (``HTTPValidationError``), never sent, is replaced and dropped."""
+    own 422 shape (``HTTPValidationError``), never sent, is replaced and dropped. Operations
+    but the public ones carry the ``HTTPBearer`` security scheme (Swagger UI's Authorize
+    button; ``deps.require_api_key`` checks it — declared here rather than as a ``Security``
+    dependency, which would parse the header on every request)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -176,6 +188,8 @@ def document_errors(app: FastAPI, public: Sequence[str] = ("/health",)) -> None:
             model = "OpenAIErrorResponse" if is_openai_path(path) else "ErrorResponse"
             for operation in operations.values():
                 statuses = [400, 503] + ([] if path in public else [401])
+                if path not in public:
+                    operation["security"] = [{"HTTPBearer": []}]
                 if "requestBody" in operation:
                     statuses += [413, 422]
                 if operation.get("parameters"):
@@ -192,9 +206,10 @@ def document_errors(app: FastAPI, public: Sequence[str] = ("/health",)) -> None:
                                 }
                             },
                         }
-        components = schema.get("components", {}).get("schemas", {})
+        components = schema.setdefault("components", {})
         for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
+            components.get("schemas", {}).pop(name, None)
+        components.setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
         app.openapi_schema = schema
         return schema
 

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         max_batch_tokens: Padded tokens (sentences x longest) per model call on the server: a
             gathered batch is sorted by length and cut where it would exceed this (TEI's
             ``max_batch_tokens``).
+        pad_to_multiple_of: The server's batch widths are rounded up to a multiple of this many
+            tokens, so the model sees fewer distinct shapes (oneDNN caches kernels per shape:
+            RSS under load 1.24 GB at 1, 0.90 GB at 8). Offline commands pad to the longest.
         max_wait_ms: How long the micro-batcher waits for more sentences after the first, in
             milliseconds (0: none; requests that arrive while the model runs are gathered).
         max_queue_size: Requests waiting for the model before new ones are refused with 429.
@@ -85,7 +88,7 @@ class Settings(BaseSettings):
     pooling: Pooling = "mean"
     precision: Precision = "auto"
     max_seq_length: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=64, ge=1)
     num_threads: int | None = Field(default=None, ge=1)
     device: str | None = None
     allow_pickle: bool = False
@@ -96,8 +99,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     keep_alive_s: int = Field(default=75, ge=1)
     api_key: SecretStr | None = None
-    max_batch_size: int = Field(default=64, ge=1)
+    max_batch_size: int = Field(default=128, ge=1)
     max_batch_tokens: int = Field(default=16384, ge=1)
+    pad_to_multiple_of: int = Field(default=8, ge=1)
     max_wait_ms: float = Field(default=0.0, ge=0)
     max_queue_size: int = Field(default=1024, ge=1)
     max_client_batch_size: int = Field(default=2048, ge=1)

@@ -79,6 +79,11 @@ class BertEncoder:
         batch_size: Default sentences per model call.
         max_batch_tokens: Padded tokens (rows x longest row) per model call: a batch of long
             sentences is cut smaller (TEI's ``max_batch_tokens``); ``None``: no budget.
+        pad_to_multiple_of: Round each batch's width up to a multiple of this many tokens
+            (masked padding; results unchanged). oneDNN compiles and caches kernels per input
+            shape: a server's mix of batch shapes grew its RSS by ~500 MB over a benchmark at
+            width steps of 1 token, ~190 MB at 8. ``None``: pad to the longest sentence only
+            (fastest on length-sorted corpora: 8 costs 12% there).
         allow_pickle: Also load pickle-based weights (``pytorch_model.bin``). Off by default:
             only ``*.safetensors`` load, because unpickling a file can run arbitrary code.
 
@@ -104,6 +109,7 @@ class BertEncoder:
         num_threads: int | None = None,
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
         allow_pickle: bool = False,
     ) -> None:
         self.pooling = check_pooling(pooling)
@@ -113,10 +119,15 @@ class BertEncoder:
             )
         if batch_size < 1:
             raise InputValidationError(f"batch_size must be >= 1, got {batch_size}")
-        if max_batch_tokens is not None and max_batch_tokens < 1:
-            raise InputValidationError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
+        for name, value in (
+            ("max_batch_tokens", max_batch_tokens),
+            ("pad_to_multiple_of", pad_to_multiple_of),
+        ):
+            if value is not None and value < 1:
+                raise InputValidationError(f"{name} must be >= 1, got {value}")
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.pad_to_multiple_of = pad_to_multiple_of
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -367,7 +378,7 @@ class BertEncoder:
                 lengths = np.minimum(full, limit)
                 order = np.argsort(-lengths, kind="stable")
                 for rows in self._cut(order, lengths, size):
-                    width = int(lengths[rows[0]])
+                    width = self._padded_width(int(lengths[rows[0]]))
                     input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
                     mask = np.zeros((len(rows), width), dtype=np.int64)
                     keep = np.zeros((len(rows), width), dtype=bool) if special else None
@@ -388,6 +399,15 @@ class BertEncoder:
                         keep=keep,
                     )
                     bar.update(len(rows))
+
+    def _padded_width(self, longest: int) -> int:
+        """``longest`` rounded up to a multiple of ``pad_to_multiple_of`` (within the position
+        table)."""
+        step = self.pad_to_multiple_of
+        if step is None or step <= 1:
+            return longest
+        limit = int(getattr(self.config, "max_position_embeddings", 512) or 512)
+        return max(longest, min(-(-longest // step) * step, limit))
 
     def _cut(
         self, order: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], size: int

@@ -83,6 +83,7 @@ class Services:
             batch_size=settings.batch_size,
             allow_pickle=settings.allow_pickle,
             max_batch_tokens=settings.max_batch_tokens,
+            pad_to_multiple_of=settings.pad_to_multiple_of,
         )
         encoder = thread.submit(load_encoder, options).result()
         metrics = Metrics()

@@ -24,6 +24,7 @@ class EncoderOptions:
     num_threads: int | None = None
     batch_size: int = 32
     max_batch_tokens: int | None = None
+    pad_to_multiple_of: int | None = None
     allow_pickle: bool = False
 
 

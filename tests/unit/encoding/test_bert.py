@@ -260,3 +260,23 @@ def test_bf16_weights_give_what_autocast_gives(tiny_bert_dir: Path, sentences: l
     reference = BertEncoder(str(tiny_bert_dir), precision="fp32", device="cpu")
     reference.precision = "bf16"  # autocast over the fp32 weights
     np.testing.assert_allclose(encoder.encode(sentences), reference.encode(sentences), atol=1e-6)
+
+
+def test_pad_to_multiple_of_rounds_widths_and_changes_no_vector(
+    tiny_bert_dir: Path, tiny_encoder: BertEncoder, sentences: list[str]
+) -> None:
+    padded = BertEncoder(str(tiny_bert_dir), device="cpu", batch_size=4, pad_to_multiple_of=8)
+    widths: list[int] = []
+    forward = padded._forward
+
+    def recording(batch, **kwargs):  # type: ignore[no-untyped-def]
+        widths.append(batch.input_ids.shape[1])
+        return forward(batch, **kwargs)
+
+    padded._forward = recording  # type: ignore[method-assign]
+    np.testing.assert_allclose(padded.encode(sentences), tiny_encoder.encode(sentences), atol=1e-5)
+    assert widths and all(w % 8 == 0 for w in widths)
+    for got, want in zip(
+        padded.encode_tokens(sentences), tiny_encoder.encode_tokens(sentences), strict=True
+    ):
+        np.testing.assert_allclose(got, want, atol=1e-5)
