@@ -277,7 +277,7 @@ def build_collections(indexes: Path, sentences: list[str]) -> None:
         vectors = np.load(cache)
     else:
         print(f"encoding {len(sentences)} documents once (cached in {cache}) ...", flush=True)
-        vectors = encoder.encode(sentences, show_progress_bar=True)
+        vectors = encoder.encode(sentences)
         np.save(cache, vectors)
     docs = [Document(f"d{i}", s) for i, s in enumerate(sentences)]
     indexes.mkdir(parents=True, exist_ok=True)

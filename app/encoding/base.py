@@ -69,10 +69,6 @@ class Encoder(Protocol):
     precision_reason: str
     max_seq_length: int
 
-    def count_tokens(self, sentences: Sequence[str]) -> list[int]:
-        """Tokens of each sentence before truncation, special tokens included."""
-        ...
-
     def tokenize(self, sentences: Sequence[str]) -> list[list[str]]:
         """Word pieces per sentence, as the rows of ``encode_tokens``."""
         ...

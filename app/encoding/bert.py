@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
+import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch.jit._trace import TracerWarning
 from tqdm.auto import tqdm
 
 from app.core.errors import InputValidationError, ModelLoadError
@@ -32,6 +36,8 @@ from app.encoding.registry import (
     resolve_model,
 )
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
@@ -40,6 +46,51 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 #: Sentences tokenized (and length-sorted) at a time: bounds memory on large corpora while
 #: keeping the sort nearly as tight as a global one.
 _CHUNK_SENTENCES = 16384
+
+
+def _interpreted() -> contextlib.AbstractContextManager[None]:
+    """Run a TorchScript module without the profiling executor's per-shape re-optimisation
+    (a server sees many batch shapes; measured faster at small batches and never recompiling)."""
+    from torch.jit._fuser import optimized_execution
+
+    return cast(contextlib.AbstractContextManager[None], optimized_execution(False))
+
+
+class _LastHidden(torch.nn.Module):
+    """(input ids, attention mask) -> last hidden state: the signature traced."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.model(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state
+        return out
+
+
+@dataclass(frozen=True)
+class _LastHiddenState:
+    """What the traced model gives, shaped as the parts of a transformers output used here."""
+
+    last_hidden_state: torch.Tensor
+    hidden_states: None = None
+
+
+def _example_batch(
+    tokenizer: PreTrainedTokenizerBase, device: torch.device, rows: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A padded batch of ``rows`` x ``width`` random token ids, row i keeping
+    ``width - i`` tokens (the first row unpadded)."""
+    generator = torch.Generator().manual_seed(rows * 1000 + width)
+    low = min(1000, len(tokenizer) - 1)
+    ids = torch.randint(low, len(tokenizer), (rows, width), generator=generator)
+    mask = torch.ones(rows, width, dtype=torch.int64)
+    for i in range(1, rows):
+        mask[i, max(1, width - i) :] = 0
+        ids[i, max(1, width - i) :] = tokenizer.pad_token_id or 0
+    return ids.to(device), mask.to(device)
 
 
 @dataclass
@@ -84,6 +135,12 @@ class BertEncoder:
             shape: a server's mix of batch shapes grew its RSS by ~500 MB over a benchmark at
             width steps of 1 token, ~190 MB at 8. ``None``: pad to the longest sentence only
             (fastest on length-sorted corpora: 8 costs 12% there).
+        jit: Run the model traced with TorchScript (CPU, fp32 or bf16, poolings of the last
+            layer): no Python between its operations, so the forward pass never waits for
+            the GIL that a server's event loop holds, and each call costs less (one sentence
+            4.8 ms instead of 7.5 ms; 32 sentences 30 ms instead of 35 ms on 2 cores). The
+            trace is checked against eager on padded batches of other shapes at load; eager
+            stays if it fails or disagrees.
         allow_pickle: Also load pickle-based weights (``pytorch_model.bin``). Off by default:
             only ``*.safetensors`` load, because unpickling a file can run arbitrary code.
 
@@ -110,6 +167,7 @@ class BertEncoder:
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
         pad_to_multiple_of: int | None = None,
+        jit: bool = False,
         allow_pickle: bool = False,
     ) -> None:
         self.pooling = check_pooling(pooling)
@@ -144,6 +202,7 @@ class BertEncoder:
         )
         model.to(self.device)
         self.model: torch.nn.Module = model
+        self._traced: torch.jit.ScriptModule | None = None
 
         limit = min(
             int(getattr(self.tokenizer, "model_max_length", 512) or 512),
@@ -161,6 +220,10 @@ class BertEncoder:
         elif precision == "int8":
             self.model = quantize_int8(model)
         self.precision = precision
+        if jit and self.device.type == "cpu" and precision in ("fp32", "bf16"):
+            self._traced = self._trace()
+        #: Whether sentence and token vectors come from the TorchScript trace.
+        self.jit = self._traced is not None
 
     def _choose_precision(self) -> tuple[str, str]:
         """``auto``: bf16 or fp32, and why (the model is still in fp32 here)."""
@@ -315,11 +378,46 @@ class BertEncoder:
 
     def _forward(self, batch: _Batch, *, output_hidden_states: bool) -> Any:
         with torch.inference_mode(), self._autocast():
+            if self._traced is not None and not output_hidden_states:
+                with _interpreted():
+                    hidden = self._traced(batch.input_ids, batch.attention_mask)
+                return _LastHiddenState(hidden)
             return self.model(
                 input_ids=batch.input_ids,
                 attention_mask=batch.attention_mask,
                 output_hidden_states=output_hidden_states,
             )
+
+    def _trace(self) -> torch.jit.ScriptModule | None:
+        """The model traced with TorchScript (input ids, mask -> last hidden state), checked
+        against eager on batches of other shapes, with and without padding; ``None`` (eager
+        stays) when the trace fails or disagrees."""
+        example = _example_batch(self.tokenizer, self.device, rows=2, width=12)
+        with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
+            # transformers' shape checks become constants; the check below is what counts
+            warnings.simplefilter("ignore", TracerWarning)
+            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+            try:
+                traced = cast(
+                    torch.jit.ScriptModule,
+                    torch.jit.trace(  # type: ignore[no-untyped-call]
+                        _LastHidden(self.model), example, check_trace=False, strict=False
+                    ),
+                )
+            except Exception as exc:  # noqa: BLE001 - any failure: eager is the fallback
+                logger.warning("TorchScript trace failed, running eager: %s", exc)
+                return None
+            with _interpreted():
+                for rows, width in ((3, 20), (1, 5), (5, 9)):
+                    ids, mask = _example_batch(self.tokenizer, self.device, rows, width)
+                    eager = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                    got = traced(ids, mask)
+                    kept = mask.bool()
+                    error = float((got[kept].float() - eager[kept].float()).abs().max())
+                    if not error <= 1e-4 * max(1.0, float(eager[kept].float().abs().max())):
+                        logger.warning("TorchScript trace disagrees (%.2g), running eager", error)
+                        return None
+        return traced
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(

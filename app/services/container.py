@@ -84,6 +84,7 @@ class Services:
             allow_pickle=settings.allow_pickle,
             max_batch_tokens=settings.max_batch_tokens,
             pad_to_multiple_of=settings.pad_to_multiple_of,
+            jit=settings.jit,
         )
         encoder = thread.submit(load_encoder, options).result()
         metrics = Metrics()

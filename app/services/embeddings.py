@@ -158,7 +158,7 @@ class EmbeddingService:
 
         Args:
             truncate: Encode the beginning of a sentence over the model's limit instead of
-                refusing it (``check_length``); the result names those cut.
+                refusing it (``check_lengths``); the result names those cut.
             what: What the sentences are called in error messages (``input``, ``inputs``).
 
         Raises:

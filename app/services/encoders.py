@@ -25,6 +25,7 @@ class EncoderOptions:
     batch_size: int = 32
     max_batch_tokens: int | None = None
     pad_to_multiple_of: int | None = None
+    jit: bool = False
     allow_pickle: bool = False
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
@@ -25,6 +28,19 @@ def test_info(client: TestClient, settings: Settings) -> None:
     assert info["dimension"] == 32 and info["pooling"] == "mean" and info["precision"] == "fp32"
     assert info["limits"]["max_top_k"] == settings.max_top_k == 10
     assert info["model"].endswith("tiny-bert0")
+    assert info["precision_reason"] == "asked for"
+
+
+def test_info_and_log_say_what_precision_auto_chose_and_why(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    auto = settings.model_copy(update={"precision": "auto"})
+    with caplog.at_level(logging.INFO), TestClient(create_app(auto)) as client:
+        info = client.get("/info").json()
+    assert info["precision"] in ("fp32", "bf16")
+    assert info["precision_reason"] not in ("", "asked for")
+    ready = [r.getMessage() for r in caplog.records if "sentsim ready" in r.getMessage()]
+    assert ready and f"precision {info['precision']} ({info['precision_reason']})" in ready[0]
 
 
 def test_metrics_expose_latency_batches_and_queue(client: TestClient) -> None:

@@ -280,3 +280,43 @@ def test_pad_to_multiple_of_rounds_widths_and_changes_no_vector(
         padded.encode_tokens(sentences), tiny_encoder.encode_tokens(sentences), strict=True
     ):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_traced_model_gives_what_eager_gives(
+    tiny_bert_dir: Path, sentences: list[str], precision: str
+) -> None:
+    traced = BertEncoder(str(tiny_bert_dir), device="cpu", precision=precision, jit=True)
+    eager = BertEncoder(str(tiny_bert_dir), device="cpu", precision=precision)
+    assert traced.jit and not eager.jit
+    for size in (1, 3, 64):  # one row, padded batches, one long batch
+        np.testing.assert_allclose(
+            traced.encode(sentences, batch_size=size),
+            eager.encode(sentences, batch_size=size),
+            atol=1e-5,
+        )
+    for got, want in zip(
+        traced.encode_tokens(sentences), eager.encode_tokens(sentences), strict=True
+    ):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    hidden = traced.with_pooling("first_last_avg")  # needs every layer: eager
+    np.testing.assert_allclose(
+        hidden.encode(sentences), eager.with_pooling("first_last_avg").encode(sentences), atol=1e-5
+    )
+
+
+def test_a_trace_that_disagrees_with_eager_is_not_used(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import app.encoding.bert as bert
+
+    real = bert._LastHidden.forward
+
+    def shifted(self, input_ids, attention_mask):  # type: ignore[no-untyped-def]
+        return real(self, input_ids, attention_mask) + 1.0  # what a wrong trace would give
+
+    monkeypatch.setattr(bert._LastHidden, "forward", shifted)
+    with caplog.at_level("WARNING"):
+        encoder = BertEncoder(str(tiny_bert_dir), device="cpu", jit=True)
+    assert not encoder.jit
+    assert "disagrees" in caplog.text
