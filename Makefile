@@ -68,7 +68,7 @@ bench-flow: ## BERT-flow fit time and throughput next to whitening
 bench-ot: ## WMD/WRD solvers (POT vs linprog vs Sinkhorn) and rerank latency
 	$(PY) benchmarks/ot.py
 
-bench-serve: ## REST throughput/latency with 1/8/32 clients, and search on 100k documents
+bench-serve: ## sentsim vs infinity-emb over HTTP (wrk, 1/8/32/64 x 1 and 8 x 32), search on 100k documents
 	$(PY) benchmarks/serve.py
 
 hadolint: ## Lint the Dockerfile
