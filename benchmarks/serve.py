@@ -145,23 +145,19 @@ def running(command: list[str], port: int, log: Path) -> Iterator[tuple[str, int
             process.kill()
 
 
+def sentsim_command(port: int, indexes: Path) -> list[str]:
+    """``sentsim serve`` with default settings, logging at warning level."""
+    script = Path(sys.executable).parent / "sentsim"
+    return [str(script), "serve", "--port", str(port), "--indexes-dir", str(indexes)] + [
+        "--log-level",
+        "warning",
+    ]
+
+
 def servers(model: Path, infinity_venv: Path | None, indexes: Path) -> dict[str, Any]:
     """name -> (command for a port, embeddings route)."""
-    sentsim = Path(sys.executable).parent / "sentsim"
     table: dict[str, Any] = {
-        "sentsim": (
-            lambda port: [
-                str(sentsim),
-                "serve",
-                "--port",
-                str(port),
-                "--indexes-dir",
-                str(indexes),
-                "--log-level",
-                "warning",
-            ],
-            "/v1/embeddings",
-        )
+        "sentsim": (lambda port: sentsim_command(port, indexes), "/v1/embeddings")
     }
     if infinity_venv is not None:
         script = infinity_command(infinity_venv)
@@ -386,17 +382,7 @@ def main() -> None:
             indexes = work / "indexes"
             build_collections(indexes, docs)
             port = free_port()
-            command = [
-                str(Path(sys.executable).parent / "sentsim"),
-                "serve",
-                "--port",
-                str(port),
-                "--indexes-dir",
-                str(indexes),
-                "--log-level",
-                "warning",
-            ]
-            with running(command, port, work / "search.log") as (url, _):
+            with running(sentsim_command(port, indexes), port, work / "search.log") as (url, _):
                 search = search_bench(url, queries)
 
     summary = []

@@ -86,7 +86,11 @@ class Services:
             pad_to_multiple_of=settings.pad_to_multiple_of,
             jit=settings.jit,
         )
-        encoder = thread.submit(load_encoder, options).result()
+        try:
+            encoder = thread.submit(load_encoder, options).result()
+        except BaseException:
+            thread.shutdown()
+            raise
         metrics = Metrics()
         limits = Limits(
             max_client_batch_size=settings.max_client_batch_size,
