@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from app.core.errors import NotReadyError, UnauthorizedError
 from app.services.collections import CollectionService
 from app.services.container import Services
+from app.services.drift import DriftService
 from app.services.embeddings import EmbeddingService
 from app.services.search import SearchService
 
@@ -47,7 +48,13 @@ async def get_search(services: ServicesDep) -> SearchService:
     return services.search
 
 
+async def get_drift(services: ServicesDep) -> DriftService:
+    """The drift and comparison service."""
+    return services.drift
+
+
 CollectionsDep = Annotated[CollectionService, Depends(get_collections)]
+DriftDep = Annotated[DriftService, Depends(get_drift)]
 SearchDep = Annotated[SearchService, Depends(get_search)]
 
 

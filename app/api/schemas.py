@@ -437,6 +437,27 @@ class WhiteningRefit(_Body):
     gamma: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+class CompareRequest(_Body):
+    """The collection to compare with."""
+
+    against: str = Field(pattern=NAME_PATTERN, description="Another collection's name.")
+
+
+class GaussianDistancesOut(BaseModel):
+    """Distances between Gaussians fitted to two sets of vectors, in the index's space
+    (0: the same distribution; larger: further apart)."""
+
+    w2: float = Field(description="2-Wasserstein (Fréchet) distance, >= 0.")
+    kl: float = Field(description="KL divergence of the first set from the second, nats, >= 0.")
+    bhattacharyya: float = Field(description="Bhattacharyya distance, >= 0, symmetric.")
+    ridge: float = Field(
+        description="Added to both covariances' diagonals for kl and "
+        "bhattacharyya (rank-deficient covariances)."
+    )
+    n: int = Field(description="Vectors in the first set.")
+    reference_n: int = Field(description="Vectors in the second set.")
+
+
 # --- paraphrase ---
 
 

@@ -78,6 +78,7 @@ class Settings(BaseSettings):
             any name. ``None``: the model's own name and its aliases
             (``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``).
         token_cache_mb: Memory for cached document token vectors (reranking), in MiB; 0: none.
+        drift_window: Recent queries kept per collection for ``GET /collections/{name}/drift``.
         generator: A SimBERT checkpoint (folder or Hub id) for ``POST /paraphrase``; unset: the
             shipped ``models/simbert-quora``; ``none``: no generator (the route answers 503).
         max_concurrent_generations: Paraphrase requests generating at the same time.
@@ -133,6 +134,7 @@ class Settings(BaseSettings):
         return value
 
     token_cache_mb: float = Field(default=256.0, ge=0)
+    drift_window: int = Field(default=1000, ge=2)
     generator: str | None = None
     max_concurrent_generations: int = Field(default=2, ge=1)
 

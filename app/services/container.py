@@ -13,6 +13,7 @@ from app.core.config import Settings
 from app.encoding.base import Encoded, Encoder
 from app.services.batching import MicroBatcher, model_thread
 from app.services.collections import CollectionService, EncoderInfo
+from app.services.drift import DriftService
 from app.services.embeddings import EmbeddingService
 from app.services.encoders import EncoderOptions, load_encoder
 from app.services.limits import Limits
@@ -48,6 +49,7 @@ class Services:
         embeddings: Embeddings and similarity.
         collections: Persistent collections.
         search: Semantic search over them, with optional WMD / WRD reranking.
+        drift: Gaussian distances between collections, and of queries from documents.
         paraphrase: SimBERT paraphrases (503 without a generator).
         metrics: Prometheus metrics.
         limits: Request limits.
@@ -59,6 +61,7 @@ class Services:
     embeddings: EmbeddingService
     collections: CollectionService
     search: SearchService
+    drift: DriftService
     metrics: Metrics
     limits: Limits
     paraphrase: ParaphraseService
@@ -124,6 +127,7 @@ class Services:
             transforms=transforms,
             check_length=embeddings.check_lengths,
         )
+        drift = DriftService(collections, settings.drift_window, metrics)
         return cls(
             settings=settings,
             encoder=encoder,
@@ -137,7 +141,9 @@ class Services:
                 encode_with_tokens=functools.partial(encoder.encode_with_lengths, tokens=True),
                 token_cache=TokenCache(int(settings.token_cache_mb * 2**20)),
                 check_length=embeddings.check_lengths,
+                on_queries=drift.record,
             ),
+            drift=drift,
             metrics=metrics,
             limits=limits,
             paraphrase=ParaphraseService(

@@ -13,6 +13,8 @@ class Metrics:
         request_latency: Seconds per HTTP request, by method, route template and status.
         batch_size: Sentences per model call made by the micro-batcher.
         queue_depth: Requests waiting for the model.
+        query_drift_w2: Per collection, the 2-Wasserstein distance of its recent queries from
+            its documents, as last read by ``GET /collections/{name}/drift``.
     """
 
     def __init__(self) -> None:
@@ -33,5 +35,11 @@ class Metrics:
         self.queue_depth = Gauge(
             "sentsim_queue_depth_requests",
             "Requests waiting for the model.",
+            registry=self.registry,
+        )
+        self.query_drift_w2 = Gauge(
+            "sentsim_query_drift_w2",
+            "2-Wasserstein distance of a collection's recent queries from its documents.",
+            ["collection"],
             registry=self.registry,
         )

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from app.core.errors import BatchTooLargeError, NotReadyError
+from app.core.types import Embeddings
 from app.encoding.base import Encoded
-from app.index.collection import SearchHit
+from app.index.collection import Collection, SearchHit
 from app.index.store import Scalar
 from app.services.batching import MicroBatcher
 from app.services.collections import CollectionService, LengthCheck
@@ -64,6 +65,7 @@ class SearchService:
             and the document's seq (default: none).
         check_length: ``EmbeddingService.check_lengths``: refuses queries over the model's limit
             unless truncation is asked for, and names those cut (``None``: no check).
+        on_queries: Told each search's collection and raw query vectors (``DriftService``).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class SearchService:
         encode_with_tokens: Callable[[list[str]], Encoded] | None = None,
         token_cache: TokenCache | None = None,
         check_length: LengthCheck | None = None,
+        on_queries: Callable[[Collection, Embeddings], None] | None = None,
     ) -> None:
         self.collections = collections
         self.batcher = batcher
@@ -81,6 +84,7 @@ class SearchService:
         self.encode_with_tokens = encode_with_tokens
         self.token_cache = token_cache or TokenCache(0)
         self.check_length = check_length
+        self.on_queries = on_queries
 
     async def search(
         self,
@@ -129,6 +133,8 @@ class SearchService:
         over: list[int] = []
         if self.check_length is not None:
             over = self.check_length(encoded.lengths.tolist(), truncate, what)
+        if self.on_queries is not None:
+            self.on_queries(collection, encoded.vectors)
         hits = await asyncio.to_thread(
             collection.search, encoded.vectors, first_k, where, self.limits.check_response_bytes
         )

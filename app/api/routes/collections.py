@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from app.api.deps import CollectionsDep, SearchDep
+from app.api.deps import CollectionsDep, DriftDep, SearchDep
 from app.api.errors import report_truncation, responses
 from app.api.schemas import (
     NAME_PATTERN,
@@ -14,7 +14,9 @@ from app.api.schemas import (
     CollectionCreate,
     CollectionInfo,
     CollectionList,
+    CompareRequest,
     DocumentOut,
+    GaussianDistancesOut,
     Hit,
     SearchRequest,
     SearchResponse,
@@ -222,3 +224,28 @@ async def refit_whitening(
     return await service.refit_whitening(
         name, n_components=knobs.k, beta=knobs.beta, gamma=knobs.gamma
     )
+
+
+@router.post(
+    "/{name}/compare",
+    response_model=GaussianDistancesOut,
+    operation_id="compare_collections",
+    responses=responses(400, 401, 404, 409, 422, 503),
+)
+async def compare(name: Name, body: CompareRequest, service: DriftDep) -> dict[str, Any]:
+    """How far this collection's documents are from another's: W2, KL and Bhattacharyya
+    between Gaussians fitted to both in this collection's index space (409 when one is empty)."""
+    return await service.compare(name, body.against)
+
+
+@router.get(
+    "/{name}/drift",
+    response_model=GaussianDistancesOut,
+    operation_id="query_drift",
+    responses=responses(400, 401, 404, 409, 422, 503),
+)
+async def drift(name: Name, service: DriftDep) -> dict[str, Any]:
+    """How far the collection's recent queries (the last SENTSIM_DRIFT_WINDOW) are from its
+    documents, in its index space; also the ``sentsim_query_drift_w2`` gauge of /metrics
+    (409 before 2 queries)."""
+    return await service.drift(name)
