@@ -35,6 +35,7 @@ from app.encoding.registry import (
     load_failure,
     resolve_model,
 )
+from app.similarity.metrics import pairwise_cos_sim
 
 logger = logging.getLogger(__name__)
 
@@ -234,9 +235,7 @@ class BertEncoder:
         self.precision = "bf16"  # autocast over fp32 weights: the numbers bf16 weights give
         trial = self.encode(CALIBRATION_SENTENCES)
         self.precision = "fp32"
-        cosine = np.sum(reference * trial, axis=1) / (
-            np.linalg.norm(reference, axis=1) * np.linalg.norm(trial, axis=1) + 1e-12
-        )
+        cosine = pairwise_cos_sim(reference, trial)
         worst = float(cosine.min())
         measured = f"lowest cosine to fp32 {worst:.5f} over {len(cosine)} calibration sentences"
         if worst >= MIN_COSINE:
@@ -368,13 +367,6 @@ class BertEncoder:
             ]
             for ids, mask in zip(encoded["input_ids"], encoded["special_tokens_mask"], strict=True)
         ]
-
-    def count_tokens(self, sentences: Sequence[str]) -> list[int]:
-        """Tokens of each sentence before truncation, [CLS] and [SEP] included."""
-        encoded = self.tokenizer(
-            list(sentences), return_attention_mask=False, return_token_type_ids=False
-        )
-        return [len(ids) for ids in encoded["input_ids"]]
 
     def _forward(self, batch: _Batch, *, output_hidden_states: bool) -> Any:
         with torch.inference_mode(), self._autocast():
@@ -511,11 +503,12 @@ class BertEncoder:
         self, order: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], size: int
     ) -> Iterator[npt.NDArray[np.int64]]:
         """Rows (longest first) in batches of <= ``size`` sentences whose padded size, rows x
-        longest, stays within ``max_batch_tokens`` (a longer sentence still goes, alone)."""
+        longest, padded as the batch will be, stays within ``max_batch_tokens`` (a longer
+        sentence still goes, alone)."""
         budget = self.max_batch_tokens
         b = 0
         while b < len(order):
-            width = int(lengths[order[b]])
+            width = self._padded_width(int(lengths[order[b]]))
             rows = size if budget is None else max(1, min(size, budget // max(width, 1)))
             yield order[b : b + rows]
             b += rows

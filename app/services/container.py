@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app import __version__
 from app.core.config import Settings
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+D = TypeVar("D")
+
 
 def _load_generator(setting: str | None, device: str | None) -> SimBertGenerator | None:
     """The SimBERT generator a setting names (``generator_path``; torch loads here)."""
@@ -36,6 +38,12 @@ def _load_generator(setting: str | None, device: str | None) -> SimBertGenerator
 
     path = generator_path(setting)
     return None if path is None else SimBertGenerator.load(path, device=device)
+
+
+def _from_settings(cls: type[D], settings: Settings) -> D:
+    """A dataclass whose fields are all settings of the same names (server values: offline
+    commands build ``EncoderOptions`` from their own flags)."""
+    return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @dataclass
@@ -76,36 +84,14 @@ class Services:
         """
         # The model is loaded on the thread that will run it (see app.services.batching).
         thread = model_thread()
-        options = EncoderOptions(
-            model=settings.model,
-            pooling=settings.pooling,
-            precision=settings.precision,
-            max_seq_length=settings.max_seq_length,
-            device=settings.device,
-            num_threads=settings.num_threads,
-            batch_size=settings.batch_size,
-            allow_pickle=settings.allow_pickle,
-            max_batch_tokens=settings.max_batch_tokens,
-            pad_to_multiple_of=settings.pad_to_multiple_of,
-            jit=settings.jit,
-        )
+        options = _from_settings(EncoderOptions, settings)
         try:
             encoder = thread.submit(load_encoder, options).result()
         except BaseException:
             thread.shutdown()
             raise
         metrics = Metrics()
-        limits = Limits(
-            max_client_batch_size=settings.max_client_batch_size,
-            max_sentence_chars=settings.max_sentence_chars,
-            max_top_k=settings.max_top_k,
-            max_upsert_documents=settings.max_upsert_documents,
-            max_rerank_candidates=settings.max_rerank_candidates,
-            max_metadata_bytes=settings.max_metadata_bytes,
-            max_metadata_depth=settings.max_metadata_depth,
-            max_filter_keys=settings.max_filter_keys,
-            max_response_bytes=settings.max_response_bytes,
-        )
+        limits = _from_settings(Limits, settings)
         batcher = MicroBatcher(
             encoder.encode_with_lengths,
             max_batch_size=settings.max_batch_size,
