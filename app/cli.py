@@ -1,4 +1,4 @@
-"""The ``sentsim`` command line: encode, fit-whitening, eval-sts.
+"""The ``sentsim`` command line: serve, encode, fit-whitening, fit-flow, eval-sts, explain, ….
 
 Flags override ``SENTSIM_*`` environment variables and ``.env``, which override the defaults of
 ``app.core.config.Settings``. Domain errors print one line on stderr and exit with status 2.
@@ -6,6 +6,7 @@ Flags override ``SENTSIM_*`` environment variables and ``.env``, which override 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -23,7 +24,7 @@ from app.core.config import Settings, get_settings
 from app.core.datasets import read_corpus, read_pairs, read_sts
 from app.core.errors import NotReadyError, ServiceError
 from app.encoding.registry import generator_path, resolve_model
-from app.services.encoders import EncoderOptions, load_encoder
+from app.services.encoders import EncoderOptions, explain, load_encoder
 from app.services.paraphrase import NO_GENERATOR
 from app.services.transforms import fit_flow, fit_whitening
 from app.transforms.normalize import l2_normalize
@@ -462,6 +463,47 @@ def paraphrase_command(
         )
     for p in results:
         typer.echo(f"{p.score:.4f}\t{p.text}")
+
+
+@app.command("explain")
+def explain_command(
+    source_sentence: Annotated[str, typer.Argument(help="The first sentence (A).")],
+    sentence: Annotated[str, typer.Argument(help="The second sentence (B).")],
+    steps: Annotated[int, typer.Option(min=1, help="Quadrature points of the integral.")] = 50,
+    merge_words: Annotated[bool, typer.Option(help="Sum word pieces into words.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON body.")] = False,
+    model: ModelOpt = None,
+    pooling: PoolingOpt = None,
+    precision: PrecisionOpt = None,
+    max_seq_length: SeqOpt = None,
+    num_threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    allow_pickle: PickleOpt = False,
+) -> None:
+    """Why A and B are similar: their cosine attributed to each token by integrated gradients
+    (baseline: [PAD] word pieces, [CLS]/[SEP] kept). Positive tokens raised the score."""
+    with _domain_errors():
+        encoder = load_encoder(_encoder_options(locals()))
+        result = explain(encoder, source_sentence, sentence, n_steps=steps, merge_words=merge_words)
+    limit = encoder.max_seq_length
+    for name, n in zip(("A", "B"), result.lengths, strict=True):
+        if n > limit:
+            typer.echo(f"note: {name} has {n} tokens; the model read its first {limit}", err=True)
+    if as_json:
+        body = dataclasses.asdict(result)
+        del body["lengths"]
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"score {result.score:.4f}  baseline {result.baseline_score:.4f}  "
+        f"completeness error {result.completeness_error:.2g}  ({result.baseline})"
+    )
+    scale = max((abs(t.attribution) for t in result.source + result.target), default=0.0) or 1.0
+    for name, side in (("A", result.source), ("B", result.target)):
+        typer.echo(f"{name}:")
+        for t in side:
+            bar = ("+" if t.attribution >= 0 else "-") * round(20 * abs(t.attribution) / scale)
+            typer.echo(f"  {t.token:<20} {t.attribution:+.4f} {bar}")
 
 
 @app.command()

@@ -369,7 +369,7 @@ class BertEncoder:
         ]
 
     def _forward(self, batch: _Batch, *, output_hidden_states: bool) -> Any:
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self.autocast():
             if self._traced is not None and not output_hidden_states:
                 with _interpreted():
                     hidden = self._traced(batch.input_ids, batch.attention_mask)
@@ -385,7 +385,7 @@ class BertEncoder:
         against eager on batches of other shapes, with and without padding; ``None`` (eager
         stays) when the trace fails or disagrees."""
         example = _example_batch(self.tokenizer, self.device, rows=2, width=12)
-        with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
+        with torch.inference_mode(), self.autocast(), warnings.catch_warnings():
             # transformers' shape checks become constants; the check below is what counts
             warnings.simplefilter("ignore", TracerWarning)
             warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
@@ -411,7 +411,9 @@ class BertEncoder:
                         return None
         return traced
 
-    def _autocast(self) -> torch.autocast:
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast on the model's device when the encoder runs bf16 (a no-op otherwise):
+        the context every forward pass of this model runs in."""
         return torch.autocast(
             device_type=self.device.type,
             dtype=torch.bfloat16,

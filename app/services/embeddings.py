@@ -7,7 +7,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,12 +21,16 @@ from app.core.types import Embeddings
 from app.encoding.base import Encoded, Encoder
 from app.encoding.registry import ALIASES
 from app.services.batching import MicroBatcher
+from app.services.encoders import explain
 from app.services.limits import Limits
 from app.services.transforms import TransformRegistry
 from app.services.transport import TRANSPORT_METHODS, alignment, check_measure
 from app.similarity.metrics import cos_sim
 from app.similarity.ot import distance_to_score, transport_distance
 from app.transforms.normalize import l2_normalize
+
+if TYPE_CHECKING:
+    from app.encoding.attribution import Explanation
 
 METHODS = ("cosine", *TRANSPORT_METHODS)
 
@@ -241,3 +245,32 @@ class EmbeddingService:
         words = await self.batcher.run(self.encoder.tokenize, texts)
         aligned = [alignment(r, words[0], w) for r, w in zip(results, words[1:], strict=True)]
         return SimilarityResult(scores, aligned, truncated=over)
+
+    async def explain(
+        self,
+        source_sentence: str,
+        sentence: str,
+        *,
+        n_steps: int = 50,
+        merge_words: bool = False,
+        truncate: bool = False,
+    ) -> Explanation:
+        """Integrated-gradients attribution of the pair's cosine to its tokens
+        (``app.encoding.attribution.explain_similarity``), run on the model thread.
+
+        Raises:
+            EmptyInputError, BatchTooLargeError: Empty, oversize or (without ``truncate``)
+                too long input.
+            ConflictError: The served encoder cannot be explained (int8, not a BERT-family
+                ``BertEncoder``, ``merge_words`` without a fast tokenizer).
+            OverloadedError: The model queue is full.
+        """
+        self.limits.check_sentences([source_sentence, sentence], "sentences")
+        explanation = await self.batcher.run(
+            functools.partial(explain, n_steps=n_steps, merge_words=merge_words),
+            self.encoder,
+            source_sentence,
+            sentence,
+        )
+        self.check_lengths(explanation.lengths, truncate, "sentences")
+        return explanation

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.core.errors import ConflictError
 from app.core.types import Embeddings
 from app.encoding.base import Encoder
 from app.encoding.registry import DEFAULT_MODEL, resolve_model
+
+if TYPE_CHECKING:
+    from app.encoding.attribution import Explanation
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,31 @@ def load_encoder(options: EncoderOptions) -> Encoder:
 
     kwargs = asdict(options)
     return BertEncoder(kwargs.pop("model"), **kwargs)
+
+
+def explain(
+    encoder: Encoder,
+    source_sentence: str,
+    sentence: str,
+    *,
+    n_steps: int = 50,
+    merge_words: bool = False,
+) -> Explanation:
+    """Integrated-gradients attribution of a pair's cosine to its tokens
+    (``app.encoding.attribution.explain_similarity``; torch and captum load here).
+
+    Raises:
+        ConflictError: ``encoder`` is not a ``BertEncoder``, or as ``explain_similarity``.
+        ValueError: ``n_steps`` < 1.
+    """
+    from app.encoding.attribution import explain_similarity
+    from app.encoding.bert import BertEncoder
+
+    if not isinstance(encoder, BertEncoder):
+        raise ConflictError(f"{type(encoder).__name__} models cannot be explained here")
+    return explain_similarity(
+        encoder, source_sentence, sentence, n_steps=n_steps, merge_words=merge_words
+    )
 
 
 def encode_unique(

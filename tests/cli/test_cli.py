@@ -312,3 +312,21 @@ def test_export_simbert_ships_fp16_with_checksums(tiny_simbert, tmp_path: Path) 
         torch.testing.assert_close(a, b.half().float(), rtol=0, atol=0)
     listing = (out / "SHA256SUMS").read_text()
     assert "training.json" in listing and "model.safetensors" in listing
+
+
+def test_explain_prints_attributions(tiny_bert_dir: Path) -> None:
+    args = ["explain", "the man plays a guitar", "two girls", "--model", str(tiny_bert_dir)]
+    result = runner.invoke(app, [*args, "--steps", "20", "--merge-words", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("score ") and "completeness error" in lines[0]
+    assert [line.split()[0] for line in lines[lines.index("B:") + 1 :]] == ["two", "girls"]
+    as_json = runner.invoke(app, [*args, "--steps", "20", "--json", "--precision", "fp32"])
+    body = json.loads(as_json.stdout)
+    total = sum(t["attribution"] for t in body["source"] + body["target"])
+    assert abs(total - (body["score"] - body["baseline_score"])) <= 0.01 * abs(
+        body["score"] - body["baseline_score"]
+    )
+    assert [t["token"] for t in body["target"]] == ["two", "girl", "##s"]
+    refused = runner.invoke(app, [*args, "--precision", "int8"])
+    assert refused.exit_code == 2 and "int8" in refused.output

@@ -50,3 +50,19 @@ def test_matches_sentence_transformers(encoder: BertEncoder) -> None:
     np.testing.assert_allclose(
         ours / np.linalg.norm(ours, axis=1, keepdims=True), theirs, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_explanations_are_complete_on_real_pairs(precision: str) -> None:
+    from app.encoding.attribution import explain_similarity
+
+    encoder = BertEncoder("all-MiniLM-L6-v2", precision=precision, device="cpu")
+    pairs = read_sts(STS_SAMPLE)
+    for i in range(0, 300, 60):  # 5 pairs, low to high gold scores
+        a, b = pairs.sentences1[i], pairs.sentences2[i]
+        explanation = explain_similarity(encoder, a, b, n_steps=50)
+        gap = abs(explanation.score - explanation.baseline_score)
+        assert gap > 0.01, (a, b)
+        assert explanation.completeness_error <= 0.01 * gap, (a, b, explanation)
+        total = sum(t.attribution for t in explanation.source + explanation.target)
+        assert abs(total - (explanation.score - explanation.baseline_score)) <= 0.01 * gap

@@ -6,7 +6,13 @@ from fastapi import APIRouter, Response
 
 from app.api.deps import EmbeddingsDep
 from app.api.errors import report_truncation, responses
-from app.api.schemas import SimilarityParameters, SimilarityRequest, SimilarityWithAlignment
+from app.api.schemas import (
+    ExplainRequest,
+    ExplanationOut,
+    SimilarityParameters,
+    SimilarityRequest,
+    SimilarityWithAlignment,
+)
 
 router = APIRouter(tags=["similarity"])
 
@@ -43,3 +49,39 @@ async def similarity(
     return SimilarityWithAlignment.model_validate(
         {"scores": result.scores, "alignments": result.alignments}
     )
+
+
+@router.post(
+    "/similarity/explain",
+    response_model=ExplanationOut,
+    responses=responses(400, 401, 409, 413, 422, 429, 503),
+)
+async def explain(
+    body: ExplainRequest, service: EmbeddingsDep, response: Response
+) -> ExplanationOut:
+    """Why two sentences are similar: the cosine of their pooled vectors (no transform)
+    attributed to each token by integrated gradients (Sundararajan et al., 2017), along the
+    straight path from a baseline of [PAD] word pieces ([CLS]/[SEP] kept) to the pair.
+    Attributions add up to ``score - baseline_score`` within ``completeness_error``.
+
+    409 for a model that cannot be explained (int8 precision). Sentences over the model's
+    limit are refused (413) unless ``truncate``; those cut are named in
+    ``X-Truncated-Inputs``."""
+    result = await service.explain(
+        body.source_sentence,
+        body.sentence,
+        n_steps=body.steps,
+        merge_words=body.merge_words,
+        truncate=body.truncate,
+    )
+    limit = service.encoder.max_seq_length
+    report_truncation(
+        response,
+        [
+            name
+            for name, n in zip(("source_sentence", "sentence"), result.lengths, strict=True)
+            if n > limit
+        ],
+    )
+
+    return ExplanationOut.model_validate(result, from_attributes=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
@@ -100,3 +101,52 @@ def test_named_flow_transform(
     scores = client.post("/similarity", json={**BODY, "parameters": {"transform": "f"}}).json()
     z = flow.transform(tiny_encoder.encode(["the dog eats", "a dog", "a red car"]))
     np.testing.assert_allclose(scores, _cos(z[0], z[1:]), atol=1e-4)
+
+
+def test_explain(client: TestClient, tiny_encoder: BertEncoder) -> None:
+    body = {"source_sentence": "the man plays a guitar", "sentence": "a boy playing", "steps": 20}
+    response = client.post("/similarity/explain", json=body)
+    assert response.status_code == 200, response.text
+    got = response.json()
+    vectors = tiny_encoder.encode([body["source_sentence"], body["sentence"]])
+    assert got["score"] == pytest.approx(float(_cos(vectors[0], vectors[1:])[0]), abs=1e-5)
+    assert [t["token"] for t in got["source"]] == ["the", "man", "plays", "a", "guitar"]
+    assert [t["token"] for t in got["target"]] == ["a", "boy", "playing"]
+    total = sum(t["attribution"] for t in got["source"] + got["target"])
+    gap = got["score"] - got["baseline_score"]
+    assert abs(total - gap) == pytest.approx(got["completeness_error"], abs=1e-6)
+    assert got["completeness_error"] <= 0.01 * abs(gap)
+    assert "[PAD]" in got["baseline"]
+    merged = client.post(
+        "/similarity/explain", json={**body, "sentence": "two girls", "merge_words": True}
+    )
+    assert [t["token"] for t in merged.json()["target"]] == ["two", "girls"]
+
+
+def test_explain_errors_and_truncation(client: TestClient) -> None:
+    long = "." * 150  # 152 tokens in 150 characters; the tiny model takes 128
+    cases = [
+        ({"source_sentence": "a", "sentence": "b", "steps": 0}, 422, "steps"),
+        ({"source_sentence": "a", "sentence": "b", "steps": 100_000}, 422, "steps"),
+        ({"source_sentence": " ", "sentence": "b"}, 400, "empty"),
+        ({"source_sentence": "a"}, 422, "sentence"),
+        ({"source_sentence": "a", "sentence": long}, 413, "truncate"),
+    ]
+    for body, status, message in cases:
+        response = client.post("/similarity/explain", json=body)
+        assert response.status_code == status, body
+        assert message in response.text, response.json()
+    cut = client.post(
+        "/similarity/explain",
+        json={"source_sentence": "a dog", "sentence": long, "truncate": True, "steps": 2},
+    )
+    assert cut.status_code == 200 and cut.headers["X-Truncated-Inputs"] == "sentence"
+    assert len(cut.json()["target"]) == 126
+
+
+def test_explain_refuses_int8(settings: Settings) -> None:
+    from app.main import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"precision": "int8"}))) as int8:
+        response = int8.post("/similarity/explain", json={"source_sentence": "a", "sentence": "b"})
+    assert response.status_code == 409 and "int8" in response.json()["error"]
