@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.core.errors import NotReadyError, UnauthorizedError
+from app.services.clustering import ClusterService
 from app.services.collections import CollectionService
 from app.services.container import Services
 from app.services.drift import DriftService
@@ -53,6 +54,12 @@ async def get_drift(services: ServicesDep) -> DriftService:
     return services.drift
 
 
+async def get_clustering(services: ServicesDep) -> ClusterService:
+    """The clustering and duplicates service."""
+    return services.clustering
+
+
+ClusteringDep = Annotated[ClusterService, Depends(get_clustering)]
 CollectionsDep = Annotated[CollectionService, Depends(get_collections)]
 DriftDep = Annotated[DriftService, Depends(get_drift)]
 SearchDep = Annotated[SearchService, Depends(get_search)]

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import faiss
 import numpy as np
+import numpy.typing as npt
 
 from app.core.errors import NotFoundError, ReadOnlyError, storage_error
 from app.core.files import fsync_dir
@@ -354,6 +355,43 @@ class Collection:
             ]
             for row in rows
         ]
+
+    def neighbors(
+        self, k: int
+    ) -> tuple[npt.NDArray[np.int64], Embeddings, npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Every document's ``k`` nearest other documents, by its own index (exact for
+        ``flat``, approximate for HNSW/IVF): the collection's kNN graph.
+
+        Returns:
+            ``(seqs int64 (n,), vectors float32 (n, d') in the index space, neighbors int64
+            (n, k) positions into ``seqs`` (-1: none), scores float32 (n, k) cosine, higher is
+            closer)``, documents in seq order.
+
+        Raises:
+            NotFoundError: The collection was deleted.
+        """
+        with self.exclusive(f"reading collection {self.name!r}"):
+            parts = list(self.store.iter_vectors())
+            if not parts:
+                none = np.zeros((0, k), np.int64)
+                vectors = np.zeros((0, self.vector_dimension), np.float32)
+                return np.zeros(0, np.int64), vectors, none, none.astype(np.float32)
+            seqs = np.concatenate([p[0] for p in parts])
+            vectors = np.concatenate([self.prepare(p[1]) for p in parts])
+            scores, found = self.index.search(vectors, k + 1 + self.stale)
+        position = np.full(int(max(seqs.max(), found.max())) + 1, -1, dtype=np.int64)
+        position[seqs] = np.arange(len(seqs))
+        found = np.where(found >= 0, position[np.maximum(found, 0)], -1)
+        found[found == np.arange(len(seqs))[:, None]] = -1  # itself
+        if found.shape[1] < k:  # fewer documents than k + 1
+            pad = k - found.shape[1]
+            found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)))
+        scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        found, scores = np.take_along_axis(found, order, 1), np.take_along_axis(scores, order, 1)
+        found[~np.isfinite(scores)] = -1
+        return seqs, vectors, found, np.where(np.isfinite(scores), scores, 0).astype(np.float32)
 
     def retransform(self, transform: VectorTransform, meta: dict[str, Any]) -> None:
         """Switch to another transform and rebuild the index, crash-safely.

@@ -186,6 +186,19 @@ class DocumentStore:
                     found[int(r[3])] = Document(r[0], r[1], _load_metadata(r[2]), int(r[3]))
         return found
 
+    def ids_by_seqs(self, seqs: Sequence[int] | np.ndarray) -> dict[int, str]:
+        """The ids of the documents with these seqs (missing ones left out), keyed by seq,
+        without reading their text or metadata."""
+        found: dict[int, str] = {}
+        with self._lock:
+            for chunk in _chunks(seqs):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT seq, id FROM documents WHERE seq IN ({marks})", chunk
+                )
+                found.update((int(seq), str(doc_id)) for seq, doc_id in rows)
+        return found
+
     def seqs(self) -> np.ndarray:
         """All seqs, int64 (n,)."""
         with self._lock:

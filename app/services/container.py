@@ -12,6 +12,7 @@ from app import __version__
 from app.core.config import Settings
 from app.encoding.base import Encoded, Encoder
 from app.services.batching import MicroBatcher, model_thread
+from app.services.clustering import ClusterService
 from app.services.collections import CollectionService, EncoderInfo
 from app.services.drift import DriftService
 from app.services.embeddings import EmbeddingService
@@ -58,6 +59,7 @@ class Services:
         collections: Persistent collections.
         search: Semantic search over them, with optional WMD / WRD reranking.
         drift: Gaussian distances between collections, and of queries from documents.
+        clustering: Clusters and duplicate pairs of a collection's documents.
         paraphrase: SimBERT paraphrases (503 without a generator).
         metrics: Prometheus metrics.
         limits: Request limits.
@@ -70,6 +72,7 @@ class Services:
     collections: CollectionService
     search: SearchService
     drift: DriftService
+    clustering: ClusterService
     metrics: Metrics
     limits: Limits
     paraphrase: ParaphraseService
@@ -130,6 +133,7 @@ class Services:
                 on_queries=drift.record,
             ),
             drift=drift,
+            clustering=ClusterService(collections),
             metrics=metrics,
             limits=limits,
             paraphrase=ParaphraseService(

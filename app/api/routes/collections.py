@@ -6,16 +6,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from app.api.deps import CollectionsDep, DriftDep, SearchDep
+from app.api.deps import ClusteringDep, CollectionsDep, DriftDep, SearchDep
 from app.api.errors import report_truncation, responses
 from app.api.schemas import (
     NAME_PATTERN,
     BatchSearchResponse,
+    ClustersOut,
+    ClustersRequest,
     CollectionCreate,
     CollectionInfo,
     CollectionList,
     CompareRequest,
     DocumentOut,
+    DuplicatesOut,
+    DuplicatesRequest,
     GaussianDistancesOut,
     Hit,
     SearchRequest,
@@ -249,3 +253,36 @@ async def drift(name: Name, service: DriftDep) -> dict[str, Any]:
     documents, in its index space; also the ``sentsim_query_drift_w2`` gauge of /metrics
     (409 before 2 queries)."""
     return await service.drift(name)
+
+
+@router.post(
+    "/{name}/clusters",
+    response_model=ClustersOut,
+    operation_id="cluster_documents",
+    responses=responses(400, 401, 404, 422, 503),
+)
+async def clusters(
+    name: Name, service: ClusteringDep, body: ClustersRequest | None = None
+) -> dict[str, Any]:
+    """Clusters of same-meaning documents: InfoMap (Rosvall & Bergstrom 2008) or threshold
+    community detection on the collection's kNN graph from its own index (edge weight =
+    cosine; edges below ``threshold`` dropped)."""
+    knobs = body or ClustersRequest()
+    return await service.clusters(
+        name, method=knobs.method, k=knobs.k, threshold=knobs.threshold, min_size=knobs.min_size
+    )
+
+
+@router.post(
+    "/{name}/duplicates",
+    response_model=DuplicatesOut,
+    operation_id="find_duplicates",
+    responses=responses(400, 401, 404, 422, 503),
+)
+async def duplicates(
+    name: Name, service: ClusteringDep, body: DuplicatesRequest | None = None
+) -> dict[str, Any]:
+    """Pairs of documents with cosine >= ``threshold``, found among each document's ``k``
+    nearest by its index (paraphrase mining without the n² pairs), highest first."""
+    knobs = body or DuplicatesRequest()
+    return await service.duplicates(name, threshold=knobs.threshold, k=knobs.k, limit=knobs.limit)
