@@ -345,6 +345,21 @@ class CollectionCreate(_Body):
     )
 
 
+class WhiteningDrift(BaseModel):
+    """How far a collection's documents have moved from the corpus its whitening was fitted
+    on: W2 between Gaussians of the raw vectors, and relative to that corpus's spread."""
+
+    w2: float = Field(description="2-Wasserstein distance, >= 0, in the raw vectors' units.")
+    relative: float = Field(description="w2 / sqrt(trace of the fitting corpus's covariance).")
+    threshold: float = Field(description="SENTSIM_WHITENING_DRIFT_THRESHOLD.")
+    drifted: bool | None = Field(
+        description="relative > threshold: refit (POST .../whitening). null: fewer documents "
+        "than dimensions, too few to judge."
+    )
+    n: int = Field(description="Documents.")
+    reference_n: int = Field(description="Vectors the whitening was fitted on.")
+
+
 class CollectionInfo(BaseModel):
     """A collection: size, vector dimension, index type and transform. ``status``: ``ready``;
     ``read_only`` (the indexes folder is not writable); ``unavailable`` (it could not be opened:
@@ -357,6 +372,9 @@ class CollectionInfo(BaseModel):
     dimension: int | None = None
     index: str | None = None
     transform: str | dict[str, Any] | None = None
+    whitening_drift: WhiteningDrift | None = Field(
+        default=None, description="With a whitening: how far the documents moved from its fit."
+    )
 
 
 class CollectionList(BaseModel):

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
             (``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2``).
         token_cache_mb: Memory for cached document token vectors (reranking), in MiB; 0: none.
         drift_window: Recent queries kept per collection for ``GET /collections/{name}/drift``.
+        whitening_drift_threshold: ``GET /collections/{name}`` says a whitened collection's
+            documents have drifted when the W2 distance between their Gaussian and the
+            whitening's fitting corpus exceeds this fraction of that corpus's spread
+            (sqrt of its covariance's trace).
+        whitening_drift_refresh_s: Seconds a whitening-drift reading is reused while the
+            collection keeps changing (each reading reads every stored vector).
         generator: A SimBERT checkpoint (folder or Hub id) for ``POST /paraphrase``; unset: the
             shipped ``models/simbert-quora``; ``none``: no generator (the route answers 503).
         max_concurrent_generations: Paraphrase requests generating at the same time.
@@ -135,6 +141,8 @@ class Settings(BaseSettings):
 
     token_cache_mb: float = Field(default=256.0, ge=0)
     drift_window: int = Field(default=1000, ge=2)
+    whitening_drift_threshold: float = Field(default=0.5, gt=0)
+    whitening_drift_refresh_s: float = Field(default=60.0, ge=0)
     generator: str | None = None
     max_concurrent_generations: int = Field(default=2, ge=1)
 

@@ -121,6 +121,9 @@ class Collection:
         #: Unique to this open instance (a collection re-created under the same name differs).
         self.uid = uuid.uuid4().hex
         self.stale = 0  # ids in the index whose document is gone (index types without remove)
+        #: Counts the writes of this open instance (documents stored or deleted): a cache of
+        #: something computed from the documents is current while it is unchanged.
+        self.generation = 0
         #: Why the index file could not be saved last time (``None``: it was).
         self.fault: str | None = None
         self.spec = parse_spec(self.meta["index"], self.vector_dimension)
@@ -288,6 +291,7 @@ class Collection:
         """
         with self.exclusive(f"storing documents in collection {self.name!r}", write=True):
             seqs, replaced = self.store.upsert(documents, raw)
+            self.generation += 1
             if replaced and not self.index.remove(np.array(replaced, np.int64)):
                 self.stale += len(replaced)
             waiting = self.index.exact_fallback and self.store.count() >= self.spec.min_train
@@ -308,6 +312,7 @@ class Collection:
             seq = self.store.delete(doc_id)
             if seq is None:
                 raise NotFoundError(f"collection {self.name!r} has no document {doc_id!r}")
+            self.generation += 1
             if not self.index.remove(np.array([seq], np.int64)):
                 self.stale += 1
 

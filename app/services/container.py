@@ -116,7 +116,13 @@ class Services:
             transforms=transforms,
             check_length=embeddings.check_lengths,
         )
-        drift = DriftService(collections, settings.drift_window, metrics)
+        drift = DriftService(
+            collections,
+            settings.drift_window,
+            metrics,
+            whitening_threshold=settings.whitening_drift_threshold,
+            whitening_refresh_s=settings.whitening_drift_refresh_s,
+        )
         return cls(
             settings=settings,
             encoder=encoder,

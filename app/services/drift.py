@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from dataclasses import asdict
 from typing import Any
@@ -23,7 +24,8 @@ from app.core.types import Embeddings
 from app.index.collection import Collection
 from app.services.collections import CollectionService
 from app.services.metrics import Metrics
-from app.similarity.gaussian import Gaussian, gaussian_distances
+from app.similarity.gaussian import Gaussian, gaussian_distances, wasserstein2
+from app.transforms.whitening import Whitening
 
 
 class DriftService:
@@ -34,14 +36,27 @@ class DriftService:
         collections: The collections.
         window: Queries kept per collection (the most recent), >= 2.
         metrics: Where ``sentsim_query_drift_w2{collection}`` is set on each drift reading.
+        whitening_threshold: ``whitening_drift`` says ``drifted`` above this relative W2.
+        whitening_refresh_s: A whitening-drift reading is reused this long while the
+            collection keeps changing.
     """
 
     def __init__(
-        self, collections: CollectionService, window: int = 1000, metrics: Metrics | None = None
+        self,
+        collections: CollectionService,
+        window: int = 1000,
+        metrics: Metrics | None = None,
+        *,
+        whitening_threshold: float = 0.5,
+        whitening_refresh_s: float = 60.0,
     ) -> None:
         self.collections = collections
         self.window = max(window, 2)
         self.metrics = metrics
+        self.whitening_threshold = whitening_threshold
+        self.whitening_refresh_s = whitening_refresh_s
+        #: Per collection uid: ((generation, transform id), monotonic time, reading).
+        self._whitening: dict[str, tuple[tuple[int, int], float, dict[str, Any]]] = {}
         #: Per open collection instance (by uid): the instance and its recent raw queries.
         self._queries: dict[str, tuple[Collection, deque[np.ndarray]]] = {}
         self._lock = threading.Lock()
@@ -106,6 +121,57 @@ class DriftService:
         if self.metrics is not None:
             self.metrics.query_drift_w2.labels(collection=name).set(result["w2"])
         return result
+
+    async def whitening_drift(self, name: str) -> dict[str, Any] | None:
+        """How far a whitened collection's documents have moved from the corpus its whitening
+        was fitted on (``None`` when it has no whitening or no documents).
+
+        W2 between the Gaussian of the stored raw vectors and the whitening's own (its fitted
+        mean and covariance: ``mean``, ``components`` diag(``eigenvalues``) ``components``ᵀ),
+        relative to that corpus's spread sqrt(tr Σ). DESIGN.md §6: when to refit. Taken once
+        per change of the collection, at most every ``whitening_refresh_s`` while it keeps
+        changing (a reading streams every stored vector). Fewer documents than dimensions
+        give a biased (too high) W2, so ``drifted`` is ``None`` then.
+
+        Returns:
+            ``{"w2", "relative", "threshold", "drifted", "n", "reference_n"}``.
+
+        Raises:
+            NotFoundError: The collection does not exist.
+        """
+        collection = self.collections.get(name)
+        whitening = collection.transform
+        if not isinstance(whitening, Whitening) or collection.count() == 0:
+            return None
+        key = (collection.generation, id(whitening))
+        now = time.monotonic()
+        with self._lock:
+            cached = self._whitening.get(collection.uid)
+        if cached is not None and (
+            cached[0] == key
+            or (cached[0][1] == key[1] and now - cached[1] < self.whitening_refresh_s)
+        ):
+            return cached[2]
+        reading = await asyncio.to_thread(_whitening_drift, collection, whitening)
+        reading["threshold"] = self.whitening_threshold
+        relative = reading["relative"]
+        enough = reading["n"] >= whitening.dimension
+        reading["drifted"] = bool(relative > self.whitening_threshold) if enough else None
+        with self._lock:
+            self._whitening[collection.uid] = (key, now, reading)
+        return reading
+
+
+def _whitening_drift(collection: Collection, whitening: Whitening) -> dict[str, Any]:
+    assert whitening.mean is not None and whitening.components is not None
+    assert whitening.eigenvalues is not None
+    components = whitening.components.astype(np.float64)
+    cov = (components * whitening.eigenvalues) @ components.T
+    fitted = Gaussian(whitening.mean.astype(np.float64), cov, whitening.n_fitted)
+    documents = Gaussian.fit_chunks(raw for _, raw in collection.store.iter_vectors())
+    w2 = wasserstein2(documents, fitted)
+    spread = float(np.sqrt(max(np.trace(cov), 1e-30)))
+    return {"w2": w2, "relative": w2 / spread, "n": documents.n, "reference_n": fitted.n}
 
 
 def _documents(collection: Collection, space: Collection) -> Gaussian:

@@ -114,9 +114,13 @@ def list_collections(service: CollectionsDep) -> dict[str, Any]:
     operation_id="get_collection",
     responses=responses(401, 404, 422),
 )
-def get_collection(name: Name, service: CollectionsDep) -> dict[str, Any]:
-    """A collection's size, vector dimension, index and transform."""
-    return service.info(name)
+async def get_collection(name: Name, service: CollectionsDep, drift: DriftDep) -> dict[str, Any]:
+    """A collection's size, vector dimension, index and transform; with a whitening, how far
+    its documents have moved from the whitening's fitting corpus (``whitening_drift``)."""
+    info = service.info(name)
+    if info["status"] != "unavailable":
+        info["whitening_drift"] = await drift.whitening_drift(name)
+    return info
 
 
 @router.delete(

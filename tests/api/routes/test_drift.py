@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
+from app.encoding.bert import BertEncoder
 from app.similarity.gaussian import Gaussian, gaussian_distances
 
 DOCS = [
@@ -76,3 +78,79 @@ def test_drift_of_recent_queries_from_the_documents(client: TestClient, tiny_enc
     assert client.delete("/collections/faq").status_code == 204
     _collection(client, "faq", DOCS)
     assert client.get("/collections/faq/drift").status_code == 409
+
+
+def _upsert(client: TestClient, name: str, texts: list[str]) -> None:
+    for start in range(0, len(texts), 20):
+        docs = [{"text": t} for t in texts[start : start + 20]]
+        response = client.post(f"/collections/{name}/documents", json={"documents": docs})
+        assert response.status_code == 200, response.json()
+
+
+def _w2_scipy(a: np.ndarray, b: np.ndarray) -> float:
+    """W2 between Gaussians fitted to two sets (numpy mean/cov, scipy sqrtm): the reference."""
+    from scipy.linalg import sqrtm
+
+    ma, mb = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a.T, ddof=1), np.cov(b.T, ddof=0)  # the whitening's Σ is the biased one
+    root = sqrtm(cb)
+    cross = np.real(sqrtm(root @ ca @ root))
+    return float(np.sqrt(max(np.sum((ma - mb) ** 2) + np.trace(ca + cb - 2 * cross), 0.0)))
+
+
+def test_collection_info_says_when_documents_left_the_whitening_fit(
+    settings: Settings, tiny_encoder: BertEncoder
+) -> None:
+    from app.main import create_app
+
+    fresh = settings.model_copy(update={"whitening_drift_refresh_s": 0.0})  # every change
+    with TestClient(create_app(fresh)) as client:
+        _check_whitening_drift(client, settings, tiny_encoder)
+
+
+def _check_whitening_drift(
+    client: TestClient, settings: Settings, tiny_encoder: BertEncoder
+) -> None:
+    fitted = [
+        f"{w} {v} the {o}"
+        for w in ("a man", "a woman", "the dog", "a child")
+        for v in ("plays", "eats", "rides", "sits")
+        for o in ("guitar", "food", "horse")
+    ]  # 48 > d = 32
+    assert client.post("/collections", json={"name": "faq", "whitening": {}}).status_code == 201
+    _upsert(client, "faq", fitted)
+    plain = client.get("/collections/faq").json()
+    assert "whitening_drift" not in plain  # no whitening yet
+    assert client.post("/collections/faq/whitening", json={}).status_code == 200
+    info = client.get("/collections/faq").json()["whitening_drift"]
+    assert info["n"] == info["reference_n"] == len(fitted)
+    assert info["relative"] < 0.05  # the documents are the fitting corpus
+    assert info["drifted"] is False and info["threshold"] == settings.whitening_drift_threshold
+
+    moved = [f"stocks {v} sharply on day {i}" for v in ("fell", "rose", "slid") for i in range(20)]
+    _upsert(client, "faq", moved)
+    info = client.get("/collections/faq").json()["whitening_drift"]
+    raw = tiny_encoder.encode(fitted + moved)
+    assert info["w2"] == pytest.approx(_w2_scipy(raw, raw[: len(fitted)]), rel=1e-3)
+    assert info["n"] == len(fitted) + len(moved) and info["reference_n"] == len(fitted)
+    assert info["drifted"] is (info["relative"] > info["threshold"])
+    assert info["relative"] > 0.2
+
+
+def test_whitening_drift_reading_is_reused_while_the_collection_keeps_changing(
+    settings: Settings,
+) -> None:
+    from app.main import create_app
+
+    cached = settings.model_copy(update={"whitening_drift_refresh_s": 3600.0})
+    with TestClient(create_app(cached)) as client:
+        client.post("/collections", json={"name": "faq", "whitening": {}})
+        _upsert(client, "faq", DOCS * 2)
+        client.post("/collections/faq/whitening", json={})
+        first = client.get("/collections/faq").json()["whitening_drift"]
+        _upsert(client, "faq", OTHER)
+        again = client.get("/collections/faq").json()["whitening_drift"]
+        assert again == first  # within the refresh interval: no new scan of every vector
+        client.post("/collections/faq/whitening", json={})  # a refit is a new whitening
+        refit = client.get("/collections/faq").json()["whitening_drift"]
+        assert refit["n"] == len(DOCS) * 2 + len(OTHER)
