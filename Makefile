@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STSB ?= ../shared/data/stsb-en
 
-.PHONY: help install lock format lint typecheck test test-fast test-slow cov check run eval-grid bench bench-serve bench-ot bench-flow bench-paraphrase hadolint docker-build up smoke
+.PHONY: help install lock format lint typecheck test test-fast test-slow cov check run eval-grid bench bench-serve bench-ot bench-flow bench-paraphrase bench-analysis hadolint docker-build up smoke
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,9 @@ bench: ## Encoder throughput vs sentence-transformers (prints a table, writes JS
 
 bench-paraphrase: ## SimBERT quality (200 quora-para dev sources) and /paraphrase latency
 	$(PY) benchmarks/paraphrase.py --generator models/simbert-quora
+
+bench-analysis: ## Clustering quality (quora-para) and speed (100k docs), explain latency
+	$(PY) benchmarks/analysis.py
 
 bench-flow: ## BERT-flow fit time and throughput next to whitening
 	$(PY) benchmarks/flow.py

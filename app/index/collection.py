@@ -32,7 +32,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from app.core.errors import NotFoundError, ReadOnlyError, storage_error
+from app.core.errors import ConflictError, NotFoundError, ReadOnlyError, storage_error
 from app.core.files import fsync_dir
 from app.core.types import Embeddings
 from app.index.faiss_index import FaissIndex, parse_spec
@@ -84,6 +84,10 @@ class SearchHit:
     seq: int = -1
     vector_score: float | None = None
     distance: float | None = None
+
+
+#: Documents whose neighbours one locked index search finds (``Collection.neighbors``).
+_NEIGHBOR_CHUNK = 4096
 
 
 class Collection:
@@ -367,6 +371,10 @@ class Collection:
         """Every document's ``k`` nearest other documents, by its own index (exact for
         ``flat``, approximate for HNSW/IVF): the collection's kNN graph.
 
+        The vectors are read at once; the index is searched ``_NEIGHBOR_CHUNK`` documents at a
+        time, the lock taken per chunk, so searches and writes of others interleave (a document
+        stored meanwhile is not in the graph; one deleted meanwhile may stay in it).
+
         Returns:
             ``(seqs int64 (n,), vectors float32 (n, d') in the index space, neighbors int64
             (n, k) positions into ``seqs`` (-1: none), scores float32 (n, k) cosine, higher is
@@ -374,16 +382,37 @@ class Collection:
 
         Raises:
             NotFoundError: The collection was deleted.
+            ConflictError: Its transform was refitted while its neighbours were searched.
         """
         with self.exclusive(f"reading collection {self.name!r}"):
             parts = list(self.store.iter_vectors())
-            if not parts:
-                none = np.zeros((0, k), np.int64)
-                vectors = np.zeros((0, self.vector_dimension), np.float32)
-                return np.zeros(0, np.int64), vectors, none, none.astype(np.float32)
-            seqs = np.concatenate([p[0] for p in parts])
-            vectors = np.concatenate([self.prepare(p[1]) for p in parts])
-            scores, found = self.index.search(vectors, k + 1 + self.stale)
+            transform = self.transform
+        if not parts:
+            none = np.zeros((0, k), np.int64)
+            vectors = np.zeros((0, self.vector_dimension), np.float32)
+            return np.zeros(0, np.int64), vectors, none, none.astype(np.float32)
+        seqs = np.concatenate([p[0] for p in parts])
+        vectors = np.concatenate([_prepare(p[1], transform) for p in parts])
+        chunks = []
+        for start in range(0, len(seqs), _NEIGHBOR_CHUNK):  # the lock is held chunk by chunk
+            with self.exclusive(f"searching collection {self.name!r}"):
+                if self.transform is not transform:
+                    raise ConflictError(
+                        f"collection {self.name!r} was refitted meanwhile; ask again"
+                    )
+                chunks.append(
+                    self.index.search(vectors[start : start + _NEIGHBOR_CHUNK], k + 1 + self.stale)
+                )
+        width = max(c[1].shape[1] for c in chunks)
+        scores = np.concatenate(
+            [
+                np.pad(c[0], ((0, 0), (0, width - c[0].shape[1])), constant_values=-np.inf)
+                for c in chunks
+            ]
+        )
+        found = np.concatenate(
+            [np.pad(c[1], ((0, 0), (0, width - c[1].shape[1])), constant_values=-1) for c in chunks]
+        )
         position = np.full(int(max(seqs.max(), found.max())) + 1, -1, dtype=np.int64)
         position[seqs] = np.arange(len(seqs))
         found = np.where(found >= 0, position[np.maximum(found, 0)], -1)

@@ -263,7 +263,7 @@ async def drift(name: Name, service: DriftDep) -> dict[str, Any]:
     "/{name}/clusters",
     response_model=ClustersOut,
     operation_id="cluster_documents",
-    responses=responses(400, 401, 404, 422, 503),
+    responses=responses(400, 401, 404, 409, 422, 503),
 )
 async def clusters(
     name: Name, service: ClusteringDep, body: ClustersRequest | None = None
@@ -281,7 +281,7 @@ async def clusters(
     "/{name}/duplicates",
     response_model=DuplicatesOut,
     operation_id="find_duplicates",
-    responses=responses(400, 401, 404, 422, 503),
+    responses=responses(400, 401, 404, 409, 422, 503),
 )
 async def duplicates(
     name: Name, service: ClusteringDep, body: DuplicatesRequest | None = None

@@ -110,3 +110,37 @@ def test_errors(client: TestClient) -> None:
         response = client.post("/collections/empty/clusters", json=body)
         assert response.status_code == 422, body
     assert client.post("/collections/empty/duplicates", json={"limit": 0}).status_code == 422
+
+
+def test_the_graph_is_searched_chunk_by_chunk(
+    client: TestClient, tiny_encoder: BertEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.index.collection._NEIGHBOR_CHUNK", 3)  # 8 documents: 3 chunks
+    ids = _collection(client)
+    got = client.post("/collections/faq/duplicates", json={"threshold": -1.0, "k": 7}).json()
+    _, neighbors, scores = _reference(tiny_encoder, k=7)
+    pairs, _ = duplicate_pairs(neighbors, scores, threshold=-1.0)
+    assert got["total"] == len(pairs) == 28  # every pair of 8, each once
+    assert {frozenset((p["a"], p["b"])) for p in got["pairs"]} == {
+        frozenset((ids[a], ids[b])) for a, b in pairs
+    }
+
+
+def test_a_refit_during_the_search_is_a_conflict(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.index.collection import Collection
+
+    _collection(client)
+    collection = client.app.state.services.collections.get("faq")  # type: ignore[attr-defined]
+    search = collection.index.search
+
+    def refit_first(*args: object, **kwargs: object) -> object:
+        collection.transform = object()  # what a concurrent refit does, before the next chunk
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr("app.index.collection._NEIGHBOR_CHUNK", 3)
+    monkeypatch.setattr(collection.index, "search", refit_first)
+    response = client.post("/collections/faq/duplicates")
+    assert response.status_code == 409 and "ask again" in response.json()["error"]
+    assert isinstance(collection, Collection)
