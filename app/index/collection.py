@@ -365,6 +365,15 @@ class Collection:
             for row in rows
         ]
 
+    def ids_of(self, seqs: Sequence[int] | npt.NDArray[np.int64]) -> dict[int, str]:
+        """Document ids by seq (documents gone are left out).
+
+        Raises:
+            NotFoundError: The collection was deleted.
+        """
+        with self.exclusive(f"reading collection {self.name!r}"):
+            return self.store.ids_by_seqs(seqs)
+
     def neighbors(
         self, k: int
     ) -> tuple[npt.NDArray[np.int64], Embeddings, npt.NDArray[np.int64], npt.NDArray[np.float32]]:

@@ -100,7 +100,7 @@ class ClusterService:
             lambda: run(neighbors, scores, vectors, threshold=threshold, min_size=min_size)
         )
         members = np.concatenate(result.clusters) if result.clusters else np.zeros(0, np.int64)
-        ids = await asyncio.to_thread(collection.store.ids_by_seqs, seqs[members])
+        ids = await asyncio.to_thread(collection.ids_of, seqs[members])
         clusters = [
             {
                 "id": i,
@@ -138,7 +138,7 @@ class ClusterService:
         collection = self.collections.get(name)
         pairs, pair_scores = duplicate_pairs(neighbors, scores, threshold=threshold)
         kept = pairs[:limit]
-        ids = await asyncio.to_thread(collection.store.ids_by_seqs, np.unique(seqs[kept]))
+        ids = await asyncio.to_thread(collection.ids_of, np.unique(seqs[kept]))
         rows = [
             {"a": ids[int(seqs[a])], "b": ids[int(seqs[b])], "score": float(score)}
             for (a, b), score in zip(kept, pair_scores[:limit], strict=True)

@@ -168,7 +168,8 @@ def _whitening_drift(collection: Collection, whitening: Whitening) -> dict[str, 
     components = whitening.components.astype(np.float64)
     cov = (components * whitening.eigenvalues) @ components.T
     fitted = Gaussian(whitening.mean.astype(np.float64), cov, whitening.n_fitted)
-    documents = Gaussian.fit_chunks(raw for _, raw in collection.store.iter_vectors())
+    with collection.exclusive(f"reading collection {collection.name!r}"):  # 404 once deleted
+        documents = Gaussian.fit_chunks(raw for _, raw in collection.store.iter_vectors())
     w2 = wasserstein2(documents, fitted)
     spread = float(np.sqrt(max(np.trace(cov), 1e-30)))
     return {"w2": w2, "relative": w2 / spread, "n": documents.n, "reference_n": fitted.n}
@@ -179,8 +180,9 @@ def _documents(collection: Collection, space: Collection) -> Gaussian:
     L2 norm over the stored raw vectors), streamed from the store."""
     if collection.count() == 0:
         raise ConflictError(f"collection {collection.name!r} has no documents")
-    chunks = (space.prepare(raw) for _, raw in collection.store.iter_vectors())
-    return Gaussian.fit_chunks(chunks)
+    with collection.exclusive(f"reading collection {collection.name!r}"):  # 404 once deleted
+        chunks = (space.prepare(raw) for _, raw in collection.store.iter_vectors())
+        return Gaussian.fit_chunks(chunks)
 
 
 def _distances(first: Gaussian, second: Gaussian, what: str) -> dict[str, Any]:

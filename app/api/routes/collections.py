@@ -224,14 +224,16 @@ async def search(
     responses=responses(400, 401, 404, 409, 422, 503, 507),
 )
 async def refit_whitening(
-    name: Name, service: CollectionsDep, body: WhiteningRefit | None = None
+    name: Name, service: CollectionsDep, drift: DriftDep, body: WhiteningRefit | None = None
 ) -> dict[str, Any]:
     """(Re)fit the collection's whitening on its own documents and rebuild its index (no
-    re-encoding: the raw vectors are stored)."""
+    re-encoding: the raw vectors are stored); answers as ``GET /collections/{name}``."""
     knobs = body or WhiteningRefit()
-    return await service.refit_whitening(
+    info = await service.refit_whitening(
         name, n_components=knobs.k, beta=knobs.beta, gamma=knobs.gamma
     )
+    info["whitening_drift"] = await drift.whitening_drift(name)
+    return info
 
 
 @router.post(

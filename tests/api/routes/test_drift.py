@@ -154,3 +154,46 @@ def test_whitening_drift_reading_is_reused_while_the_collection_keeps_changing(
         client.post("/collections/faq/whitening", json={})  # a refit is a new whitening
         refit = client.get("/collections/faq").json()["whitening_drift"]
         assert refit["n"] == len(DOCS) * 2 + len(OTHER)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/collections/faq", None),  # whitening_drift streams the stored vectors
+        ("POST", "/collections/faq/compare", {"against": "faq"}),
+        ("POST", "/collections/faq/clusters", {"method": "threshold"}),
+        ("POST", "/collections/faq/duplicates", {}),
+    ],
+)
+def test_a_delete_racing_a_read_of_the_store_is_never_a_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, method: str, path: str, body: object
+) -> None:
+    import threading
+
+    client.post("/collections", json={"name": "faq", "whitening": {}})
+    _upsert(client, "faq", DOCS * 2)
+    assert client.post("/collections/faq/whitening", json={}).status_code == 200
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.drift.whitening_refresh_s = 0.0
+    _upsert(client, "faq", OTHER)  # the whitening-drift reading is taken anew
+    collection = services.collections.get("faq")
+    store = collection.store
+    raced = threading.Event()
+
+    def racing(read):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if not raced.is_set():  # a DELETE from another thread as the store is read
+                raced.set()
+                deleting = threading.Thread(target=collection.close)
+                deleting.start()
+                deleting.join(0.5)  # it waits for the collection's lock, if the read holds it
+            result = read(*args, **kwargs)
+            return list(result) if not isinstance(result, dict) else result
+
+        return wrapper
+
+    monkeypatch.setattr(store, "iter_vectors", racing(store.iter_vectors))
+    monkeypatch.setattr(store, "ids_by_seqs", racing(store.ids_by_seqs))
+    response = client.request(method, path, json=body)
+    assert raced.is_set()
+    assert response.status_code in (200, 404), response.text
