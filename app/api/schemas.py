@@ -353,8 +353,9 @@ class WhiteningDrift(BaseModel):
     relative: float = Field(description="w2 / sqrt(trace of the fitting corpus's covariance).")
     threshold: float = Field(description="SENTSIM_WHITENING_DRIFT_THRESHOLD.")
     drifted: bool | None = Field(
+        default=None,
         description="relative > threshold: refit (POST .../whitening). null: fewer documents "
-        "than dimensions, too few to judge."
+        "than dimensions, too few to judge.",
     )
     n: int = Field(description="Documents.")
     reference_n: int = Field(description="Vectors the whitening was fitted on.")

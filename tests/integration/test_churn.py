@@ -11,6 +11,7 @@ import asyncio
 import collections
 import os
 import random
+import re
 import socket
 import time
 from pathlib import Path
@@ -140,9 +141,23 @@ def test_32_clients_mixing_reads_writes_and_collection_churn(
 
 
 def _get_on(sock: socket.socket, path: str) -> bytes:
-    """Send ``GET path`` on an open keep-alive connection; return what came back."""
+    """Send ``GET path`` on an open keep-alive connection; return the whole response (its
+    headers and ``Content-Length`` bytes of body: they may come in separate segments)."""
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    return sock.recv(65536)
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return response  # closed by the server
+        response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_idle_connection_outlives_the_clients_keepalive_expiry(
