@@ -8,19 +8,21 @@ from fastapi import APIRouter, Path, Response
 
 from app.api.deps import ClusteringDep, CollectionsDep, DriftDep, SearchDep
 from app.api.errors import report_truncation, responses
-from app.api.schemas import (
-    NAME_PATTERN,
-    BatchSearchResponse,
+from app.api.schemas.analysis import (
     ClustersOut,
     ClustersRequest,
-    CollectionCreate,
-    CollectionInfo,
-    CollectionList,
     CompareRequest,
-    DocumentOut,
     DuplicatesOut,
     DuplicatesRequest,
     GaussianDistancesOut,
+)
+from app.api.schemas.base import NAME_PATTERN
+from app.api.schemas.collections import (
+    BatchSearchResponse,
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
+    DocumentOut,
     Hit,
     SearchRequest,
     SearchResponse,

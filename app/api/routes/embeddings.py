@@ -12,7 +12,7 @@ from fastapi import APIRouter, Response
 
 from app.api.deps import EmbeddingsDep
 from app.api.errors import report_truncation, responses
-from app.api.schemas import (
+from app.api.schemas.embeddings import (
     EmbeddingsRequest,
     EmbeddingsResponse,
     EmbedRequest,

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import ServicesDep, require_api_key
 from app.api.errors import responses
-from app.api.schemas import Health
+from app.api.schemas.health import Health
 from app.core.errors import NotReadyError
 
 router = APIRouter(tags=["health"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from app.api.deps import ServicesDep
 from app.api.errors import report_truncation, responses
-from app.api.schemas import ParaphraseOut, ParaphraseRequest
+from app.api.schemas.paraphrase import ParaphraseOut, ParaphraseRequest
 
 router = APIRouter(tags=["paraphrase"])
 

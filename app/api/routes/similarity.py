@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from app.api.deps import EmbeddingsDep
 from app.api.errors import report_truncation, responses
-from app.api.schemas import (
+from app.api.schemas.similarity import (
     ExplainRequest,
     ExplanationOut,
     SimilarityParameters,
