@@ -258,6 +258,12 @@ def train_simbert_command(
     )
 
 
+def _row_name(r: StsResult) -> str:
+    """A grid row as one line: precision, method, pooling, transform (and its fit corpus)."""
+    fit = f" fit {Path(r.fit_on).name}" if r.fit_on and r.fit_on != "evaluated" else ""
+    return f"{r.precision} {r.method} {r.pooling} {r.label}{fit}"
+
+
 def format_table(results: Sequence[StsResult]) -> str:
     """Render grid results as an aligned text table, Spearman x100 with two decimals."""
     header = ("precision", "method", "pooling", "transform", "fit on", "dim", "spearman")
@@ -308,6 +314,10 @@ def eval_sts(
         ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write PNGs here: predicted vs gold per row, eigenvalue spectra."),
+    ] = None,
     model: ModelOpt = None,
     batch_size: BatchOpt = None,
     max_seq_length: SeqOpt = None,
@@ -346,6 +356,16 @@ def eval_sts(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
         typer.echo(f"wrote {json_out}")
+    if plot is not None:
+        from app.evaluation.plots import StsPlotRow, write_sts_plots
+
+        rows = [
+            StsPlotRow(_row_name(r), r.scores, r.spearman, r.spectrum)
+            for r in results
+            if r.scores is not None
+        ]
+        written = write_sts_plots(plot, pairs.scores, rows)
+        typer.echo(f"wrote {len(written)} plots to {plot}")
 
 
 @app.command()

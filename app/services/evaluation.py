@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from app.core.datasets import StsPairs
 from app.core.errors import InputValidationError
@@ -43,6 +44,10 @@ class StsResult:
             sentences, as the BERT-whitening paper does) or a corpus path.
         spearman: Spearman x100 between the scores and the gold, in [-100, 100].
         n_pairs: Number of pairs evaluated.
+        scores: float64 (n_pairs,) the predicted similarities, higher is more similar (for
+            plots; not in ``to_json``).
+        spectrum: float64 (k,) eigenvalues of the covariance of the compared sentence
+            vectors, largest first (cosine rows; ``None`` for transport).
     """
 
     model: str
@@ -57,10 +62,14 @@ class StsResult:
     spearman: float
     n_pairs: int
     label: str
+    scores: npt.NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
+    spectrum: npt.NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The row as a JSON object (the ``--json`` output of ``sentsim eval-sts``)."""
-        return asdict(self)
+        row = asdict(self)
+        del row["scores"], row["spectrum"]
+        return row
 
 
 def fit_transform_spec(
@@ -130,6 +139,9 @@ def _score_specs(
             spec, fit_vectors, model=encoder.model_name, pooling=encoder.pooling
         )
         ta, tb = (a, b) if transform is None else (transform.transform(a), transform.transform(b))
+        scores = np.asarray(pairwise_cos_sim(ta, tb), dtype=np.float64)
+        compared = np.concatenate([ta, tb]).astype(np.float64)
+        spectrum = np.linalg.eigvalsh(np.cov(compared, rowvar=False))[::-1]
         results.append(
             StsResult(
                 model=encoder.model_name,
@@ -141,9 +153,11 @@ def _score_specs(
                 beta=spec.beta if spec.kind == "whitening" else None,
                 gamma=spec.gamma if spec.kind == "whitening" else None,
                 fit_on=None if transform is None else fit_on,
-                spearman=spearman_x100(pairwise_cos_sim(ta, tb), pairs.scores),
+                spearman=spearman_x100(scores, pairs.scores),
                 n_pairs=n,
                 label=spec.label,
+                scores=scores,
+                spectrum=np.maximum(spectrum, 0.0),
             )
         )
     return results
@@ -198,6 +212,7 @@ def evaluate_transport(encoder: Encoder, pairs: StsPairs, method: str) -> StsRes
         spearman=spearman_x100(scores, pairs.scores),
         n_pairs=n,
         label="none",
+        scores=np.asarray(scores, dtype=np.float64),
     )
 
 
