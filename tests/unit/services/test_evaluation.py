@@ -76,3 +76,23 @@ def test_transport_rows_match_a_direct_computation(
     b = tiny_encoder.encode_tokens(pairs.sentences2)
     scores = [1 - word_rotators_distance(x, y).distance for x, y in zip(a, b, strict=True)]
     assert abs(results[1].spearman - spearman_x100(scores, pairs.scores)) < 0.05
+
+
+def test_spectra_flatten_under_full_whitening(tiny_bert_dir: Path) -> None:
+    pairs = read_sts(STS_SAMPLE)
+    rows = evaluate_sts_grid(
+        pairs,
+        EncoderOptions(model=str(tiny_bert_dir), device="cpu"),
+        poolings=["mean"],
+        precisions=["fp32"],
+        specs=[parse_transform_spec("none"), parse_transform_spec("whitening")],
+    )
+    raw, white = rows[0].spectrum, rows[1].spectrum
+    assert raw is not None and white is not None and len(raw) == len(white) == 32
+    assert raw[0] / raw[-1] > 10  # anisotropic: a few directions dominate
+    # Whitened on these very vectors: unit variance in every direction the data spans (one the
+    # tiny model's vectors do not span stays ~0).
+    assert np.mean(np.abs(white - 1.0) < 0.05) >= 0.9 and white.max() < 1.05
+    for row in rows:
+        assert row.scores is not None and len(row.scores) == len(pairs)
+        assert "scores" not in row.to_json() and "spectrum" not in row.to_json()
