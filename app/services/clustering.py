@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import InputValidationError
+from app.index.collection import Collection
 from app.services.collections import CollectionService
 from app.similarity.clustering import (
     INFOMAP_HINT,
@@ -45,10 +46,11 @@ class ClusterService:
 
     async def _graph(
         self, name: str, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[Collection, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The collection and its kNN graph (``Collection.neighbors``), one build at a time."""
         collection = self.collections.get(name)
         async with self._one_at_a_time:
-            return await asyncio.to_thread(collection.neighbors, k)
+            return collection, await asyncio.to_thread(collection.neighbors, k)
 
     def _check_k(self, k: int) -> None:
         if not 1 <= k <= self.max_k:
@@ -93,8 +95,7 @@ class ClusterService:
             note = f"infomap is not installed, so threshold clustering ran; {INFOMAP_HINT}"
             logger.warning(note)
             method = "threshold"
-        seqs, vectors, neighbors, scores = await self._graph(name, k)
-        collection = self.collections.get(name)
+        collection, (seqs, vectors, neighbors, scores) = await self._graph(name, k)
         run = infomap_clusters if method == "infomap" else threshold_clusters
         result: Clustering = await asyncio.to_thread(
             lambda: run(neighbors, scores, vectors, threshold=threshold, min_size=min_size)
@@ -134,8 +135,7 @@ class ClusterService:
             InputValidationError: ``k`` out of range.
         """
         self._check_k(k)
-        seqs, _, neighbors, scores = await self._graph(name, k)
-        collection = self.collections.get(name)
+        collection, (seqs, _, neighbors, scores) = await self._graph(name, k)
         pairs, pair_scores = duplicate_pairs(neighbors, scores, threshold=threshold)
         kept = pairs[:limit]
         ids = await asyncio.to_thread(collection.ids_of, np.unique(seqs[kept]))

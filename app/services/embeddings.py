@@ -254,9 +254,13 @@ class EmbeddingService:
         n_steps: int = 50,
         merge_words: bool = False,
         truncate: bool = False,
-    ) -> Explanation:
+    ) -> tuple[Explanation, list[int]]:
         """Integrated-gradients attribution of the pair's cosine to its tokens
         (``app.encoding.attribution.explain_similarity``), run on the model thread.
+
+        Returns:
+            The explanation, and which sentences were cut to the model's limit (0: the
+            source sentence, 1: the other; empty unless ``truncate``).
 
         Raises:
             EmptyInputError, BatchTooLargeError: Empty, oversize or (without ``truncate``)
@@ -272,5 +276,4 @@ class EmbeddingService:
             source_sentence,
             sentence,
         )
-        self.check_lengths(explanation.lengths, truncate, "sentences")
-        return explanation
+        return explanation, self.check_lengths(explanation.lengths, truncate, "sentences")

@@ -67,21 +67,12 @@ async def explain(
     409 for a model that cannot be explained (int8 precision). Sentences over the model's
     limit are refused (413) unless ``truncate``; those cut are named in
     ``X-Truncated-Inputs``."""
-    result = await service.explain(
+    result, truncated = await service.explain(
         body.source_sentence,
         body.sentence,
         n_steps=body.steps,
         merge_words=body.merge_words,
         truncate=body.truncate,
     )
-    limit = service.encoder.max_seq_length
-    report_truncation(
-        response,
-        [
-            name
-            for name, n in zip(("source_sentence", "sentence"), result.lengths, strict=True)
-            if n > limit
-        ],
-    )
-
+    report_truncation(response, [("source_sentence", "sentence")[i] for i in truncated])
     return ExplanationOut.model_validate(result, from_attributes=True)
