@@ -43,13 +43,16 @@ class SimilarityResult:
         scores: One per sentence: cosine in [-1, 1]; 1 - WRD in [-1, 1]; 1 / (1 + WMD) in
             (0, 1].
         alignments: Per sentence, the token pairs carrying the most transport mass
-            (``{"source", "target", "mass"}``), when asked for.
+            (``{"source", "target", "source_index", "target_index", "mass"}``), when asked.
+        tokens: With alignments, the word pieces compared (no special tokens), the source
+            sentence's first; the indices of ``alignments`` point into them.
         truncated: Texts cut to the model's limit: 0 is the source sentence, i + 1 is
             ``sentences[i]``.
     """
 
     scores: list[float]
     alignments: list[list[dict[str, Any]]] | None = None
+    tokens: list[list[str]] | None = None
     truncated: list[int] = field(default_factory=list)
 
 
@@ -244,7 +247,7 @@ class EmbeddingService:
             return SimilarityResult(scores, truncated=over)
         words = await self.batcher.run(self.encoder.tokenize, texts)
         aligned = [alignment(r, words[0], w) for r, w in zip(results, words[1:], strict=True)]
-        return SimilarityResult(scores, aligned, truncated=over)
+        return SimilarityResult(scores, aligned, words, truncated=over)
 
     async def explain(
         self,

@@ -32,8 +32,9 @@ def alignment(
     """The token pairs that carry the most mass in an optimal transport plan.
 
     Returns:
-        Up to ``top`` ``{"source": token, "target": token, "mass": float}``, heaviest first;
-        masses are shares of the total (they sum to at most 1).
+        Up to ``top`` ``{"source", "target", "source_index", "target_index", "mass"}``
+        (tokens, their positions in ``source`` / ``target``, and the mass moved), heaviest
+        first; masses are shares of the total (they sum to at most 1).
     """
     plan = transport.plan
     order = np.argsort(-plan, axis=None)[:top]
@@ -42,7 +43,15 @@ def alignment(
         i, j = divmod(int(flat), plan.shape[1])
         if plan[i, j] <= 1e-9:
             break
-        pairs.append({"source": source[i], "target": target[j], "mass": float(plan[i, j])})
+        pairs.append(
+            {
+                "source": source[i],
+                "target": target[j],
+                "source_index": i,
+                "target_index": j,
+                "mass": float(plan[i, j]),
+            }
+        )
     return pairs
 
 

@@ -64,7 +64,9 @@ class AlignedPair(BaseModel):
 
     source: str
     target: str
-    mass: float
+    source_index: int = Field(description="Position of source in tokens[0].")
+    target_index: int = Field(description="Position of target in this sentence's tokens.")
+    mass: float = Field(description="Share of the total mass moved, in (0, 1].")
 
 
 class SimilarityWithAlignment(BaseModel):
@@ -72,6 +74,10 @@ class SimilarityWithAlignment(BaseModel):
 
     scores: list[float]
     alignments: list[list[AlignedPair]]
+    tokens: list[list[str]] = Field(
+        description="Word pieces compared (special tokens left out): source_sentence's, then "
+        "each sentence's."
+    )
 
 
 class ExplainRequest(StrictBody):

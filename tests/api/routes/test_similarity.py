@@ -76,7 +76,12 @@ def test_transport_methods_and_alignment(client: TestClient, tiny_encoder: BertE
     np.testing.assert_allclose(aligned["scores"], wrd, atol=1e-9)
     assert len(aligned["alignments"]) == 2
     first = aligned["alignments"][0]
-    assert {"source", "target", "mass"} == set(first[0])
+    assert {"source", "target", "source_index", "target_index", "mass"} == set(first[0])
+    assert aligned["tokens"] == tiny_encoder.tokenize(["the dog eats", "a dog", "a red car"])
+    for sentence, pairs in enumerate(aligned["alignments"], start=1):
+        for pair in pairs:  # the indices point at the tokens named
+            assert aligned["tokens"][0][pair["source_index"]] == pair["source"]
+            assert aligned["tokens"][sentence][pair["target_index"]] == pair["target"]
     assert {p["source"] for p in first} <= {"the", "dog", "eats"}
     assert {p["target"] for p in first} <= {"a", "dog"}
 

@@ -34,6 +34,7 @@ def test_alignment_lists_the_heaviest_pairs() -> None:
     b = np.array([[0.0, 2.0], [2.0, 0.0]])  # equal norms: a one-to-one plan
     pairs = alignment(word_rotators_distance(a, b), ["x", "y"], ["Y", "X"])
     assert {(p["source"], p["target"]) for p in pairs} == {("x", "X"), ("y", "Y")}
+    assert {(p["source_index"], p["target_index"]) for p in pairs} == {(0, 1), (1, 0)}
     assert sum(p["mass"] for p in pairs) == pytest.approx(1.0)
     assert pairs[0]["mass"] >= pairs[1]["mass"]
 
