@@ -7,6 +7,7 @@ sentence-transformers, the cosine agreement of each precision's vectors with sen
 (mean and min over sentences), and STS-B test Spearman x100 of each contender's vectors.
 
     python benchmarks/encode.py [--rounds 5] [--threads 2] [--batch-size 32] [--json PATH]
+        [--plot DIR]   # also encode-throughput.png; --replot JSON --plot DIR: no run
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +59,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: torch's (cores)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/encode.json")
+    parser.add_argument("--plot", type=Path, help="also write PNG plots into this folder")
+    parser.add_argument(
+        "--replot", type=Path, help="plot this saved JSON into --plot (default: its folder); no run"
+    )
     args = parser.parse_args()
+    if args.replot:
+        _plot(json.loads(args.replot.read_text()), args.plot or args.replot.parent)
+        return
 
     import torch
     from sentence_transformers import SentenceTransformer
@@ -141,6 +150,15 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
+    if args.plot:
+        _plot(result, args.plot)
+
+
+def _plot(result: dict[str, Any], folder: Path) -> None:
+    from plots import plot_encode  # benchmarks/plots.py, beside this script
+
+    for path in plot_encode(result, folder):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,10 @@
    ``flat`` (exact) and ``hnsw``: p50/p99 of 300 queries, query encoding included, and
    hnsw's recall@10 against flat.
 
-    python benchmarks/serve.py [--seconds 12] [--rounds 2] [--documents 100000]
+    python benchmarks/serve.py [--seconds 12] [--rounds 2] [--documents 100000] [--plot DIR]
+
+``--plot DIR`` also draws serve-throughput.png and serve-latency.png (``benchmarks/plots.py``);
+``--replot JSON --plot DIR`` draws them from a saved run without running anything.
 
 infinity-emb runs from its own virtual environment (its pins clash with sentsim's), made on
 first use at ``--infinity-venv`` (default ``benchmarks/.venv-infinity``):
@@ -333,7 +336,14 @@ def main() -> None:
     )
     parser.add_argument("--no-infinity", action="store_true")
     parser.add_argument("--json", type=Path, default=RESULTS / "serve.json")
+    parser.add_argument("--plot", type=Path, help="also write PNG plots into this folder")
+    parser.add_argument(
+        "--replot", type=Path, help="plot this saved JSON into --plot (default: its folder); no run"
+    )
     args = parser.parse_args()
+    if args.replot:
+        _plot(json.loads(args.replot.read_text()), args.plot or args.replot.parent)
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -443,6 +453,15 @@ def main() -> None:
     }
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
+    if args.plot:
+        _plot(result, args.plot)
+
+
+def _plot(result: dict[str, Any], folder: Path) -> None:
+    from plots import plot_serve  # benchmarks/plots.py, beside this script
+
+    for path in plot_serve(result, folder):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
