@@ -69,7 +69,7 @@ def plot_serve(result: dict[str, Any], folder: Path) -> list[Path]:
             f"offline {result['precision']}, batch 32 sorted",
             (clients[0], offline),
             textcoords="offset points",
-            xytext=(0, 4),
+            xytext=(2, -12),
             fontsize=8,
             color="gray",
         )

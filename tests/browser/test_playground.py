@@ -169,7 +169,13 @@ def test_heatmap_and_projection_show_the_apis_scores(page: tuple[Any, Watch], ur
     assert tab.locator("#heatmap-legend li").all_inner_texts() == SENTENCES
     screenshot(tab, "1-heatmap")
 
+    # One sentence is not a heatmap: said before any request.
+    tab.fill("#heatmap-sentences", SENTENCES[0])
+    tab.click("#heatmap-form button[type=submit]")
+    assert "Write 2 to 40 sentences" in tab.inner_text("#view-heatmap .status.error")
+
     # A transform that does not exist: the API's 404 message, shown.
+    tab.fill("#heatmap-sentences", "\n".join(SENTENCES))
     tab.fill("#heatmap-transform", "no-such-transform")
     tab.click("#heatmap-form button[type=submit]")
     tab.wait_for_selector("#view-heatmap .status.error:has-text('HTTP 404')")

@@ -5,6 +5,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const KEY_STORE = "sentsim-api-key";
+const MAX_HEATMAP = 40; // sentences: one request a row, n² scores
 const $ = (selector, root = document) => root.querySelector(selector);
 
 // ---------------------------------------------------------------- the API, its key, its curl
@@ -315,8 +316,8 @@ function drawProjection(sentences, points) {
 
 async function compareSentences(view) {
   const sentences = $("#heatmap-sentences").value.split("\n").map((s) => s.trim()).filter(Boolean);
-  if (sentences.length < 2) {
-    setStatus(view, "Write at least two sentences, one a line.", true);
+  if (sentences.length < 2 || sentences.length > MAX_HEATMAP) {
+    setStatus(view, `Write 2 to ${MAX_HEATMAP} sentences, one a line (each is scored against all).`, true);
     return;
   }
   const transform = $("#heatmap-transform").value.trim();
