@@ -24,9 +24,8 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import faiss
 import numpy as np
@@ -35,6 +34,7 @@ import numpy.typing as npt
 from app.core.errors import ConflictError, NotFoundError, ReadOnlyError, storage_error
 from app.core.files import fsync_dir
 from app.core.types import Embeddings
+from app.index.base import SearchHit, VectorTransform
 from app.index.faiss_index import FaissIndex, parse_spec
 from app.index.store import Document, DocumentStore, Scalar
 
@@ -47,43 +47,6 @@ STAGING_PREFIX = ".creating-"
 TRASH_PREFIX = ".deleted-"
 #: Bytes counted per search hit on top of its text and metadata (id, score, JSON syntax).
 HIT_OVERHEAD_BYTES = 64
-
-
-class VectorTransform(Protocol):
-    """What a collection needs of a fitted transform (whitening, flow): a map (n, d) -> (n, k)."""
-
-    @property
-    def n_components(self) -> int:
-        """k, the output dimension."""
-        ...
-
-    def transform(self, embeddings: Embeddings) -> Embeddings:
-        """float32 (n, d) -> float32 (n, k)."""
-        ...
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One search result.
-
-    Attributes:
-        id: The document's id.
-        text: The document's text.
-        score: The final score, higher is closer: cosine of the (corrected) vectors in
-            [-1, 1], or after a rerank 1 - WRD in [-1, 1] / 1 / (1 + WMD) in (0, 1].
-        metadata: The document's metadata.
-        seq: The document's key in the index (internal).
-        vector_score: After a rerank, the first stage's cosine.
-        distance: After a rerank, the WMD / WRD distance (lower is closer).
-    """
-
-    id: str
-    text: str
-    score: float
-    metadata: dict[str, Any]
-    seq: int = -1
-    vector_score: float | None = None
-    distance: float | None = None
 
 
 #: Documents whose neighbours one locked index search finds (``Collection.neighbors``).
@@ -226,6 +189,12 @@ class Collection:
         """The document with this id, or ``None``. Raises ``NotFoundError`` once deleted."""
         with self.exclusive(f"reading collection {self.name!r}"):
             return self.store.get(doc_id)
+
+    def iter_raw_vectors(self, batch: int = 8192) -> Iterator[Embeddings]:
+        """The stored raw encoder vectors, float32 (b, d) batches in document order. Call it
+        inside ``exclusive`` (a generator must not hold the lock between its batches)."""
+        for _, raw in self.store.iter_vectors(batch):
+            yield raw
 
     def reconcile(self) -> None:
         """Make the index hold exactly the store's documents, saving it if it changed."""

@@ -1,5 +1,5 @@
 """Clusters and duplicate pairs of a collection's documents, from the kNN graph its own FAISS
-index gives (``Collection.neighbors``; ``app.similarity.clustering`` for the methods)."""
+index gives (``VectorCollection.neighbors``; ``app.similarity.clustering`` for the methods)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import InputValidationError
-from app.index.collection import Collection
+from app.index.base import VectorCollection
 from app.services.collections import CollectionService
 from app.similarity.clustering import (
     INFOMAP_HINT,
@@ -46,8 +46,8 @@ class ClusterService:
 
     async def _graph(
         self, name: str, k: int
-    ) -> tuple[Collection, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """The collection and its kNN graph (``Collection.neighbors``), one build at a time."""
+    ) -> tuple[VectorCollection, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The collection and its kNN graph (``neighbors``), one build at a time."""
         collection = self.collections.get(name)
         async with self._one_at_a_time:
             return collection, await asyncio.to_thread(collection.neighbors, k)

@@ -21,7 +21,7 @@ import numpy as np
 
 from app.core.errors import ConflictError, DimensionMismatchError
 from app.core.types import Embeddings
-from app.index.collection import Collection
+from app.index.base import VectorCollection
 from app.services.collections import CollectionService
 from app.services.metrics import Metrics
 from app.similarity.gaussian import Gaussian, gaussian_distances, wasserstein2
@@ -58,10 +58,10 @@ class DriftService:
         #: Per collection uid: ((generation, transform id), monotonic time, reading).
         self._whitening: dict[str, tuple[tuple[int, int], float, dict[str, Any]]] = {}
         #: Per open collection instance (by uid): the instance and its recent raw queries.
-        self._queries: dict[str, tuple[Collection, deque[np.ndarray]]] = {}
+        self._queries: dict[str, tuple[VectorCollection, deque[np.ndarray]]] = {}
         self._lock = threading.Lock()
 
-    def record(self, collection: Collection, raw: Embeddings) -> None:
+    def record(self, collection: VectorCollection, raw: Embeddings) -> None:
         """Keep a search's raw query vectors, float32 (n, d), in the collection's window (the
         windows of deleted collections are dropped here)."""
         with self._lock:
@@ -162,26 +162,26 @@ class DriftService:
         return reading
 
 
-def _whitening_drift(collection: Collection, whitening: Whitening) -> dict[str, Any]:
+def _whitening_drift(collection: VectorCollection, whitening: Whitening) -> dict[str, Any]:
     assert whitening.mean is not None and whitening.components is not None
     assert whitening.eigenvalues is not None
     components = whitening.components.astype(np.float64)
     cov = (components * whitening.eigenvalues) @ components.T
     fitted = Gaussian(whitening.mean.astype(np.float64), cov, whitening.n_fitted)
     with collection.exclusive(f"reading collection {collection.name!r}"):  # 404 once deleted
-        documents = Gaussian.fit_chunks(raw for _, raw in collection.store.iter_vectors())
+        documents = Gaussian.fit_chunks(collection.iter_raw_vectors())
     w2 = wasserstein2(documents, fitted)
     spread = float(np.sqrt(max(np.trace(cov), 1e-30)))
     return {"w2": w2, "relative": w2 / spread, "n": documents.n, "reference_n": fitted.n}
 
 
-def _documents(collection: Collection, space: Collection) -> Gaussian:
+def _documents(collection: VectorCollection, space: VectorCollection) -> Gaussian:
     """The Gaussian of a collection's documents in ``space``'s index space (its transform and
     L2 norm over the stored raw vectors), streamed from the store."""
     if collection.count() == 0:
         raise ConflictError(f"collection {collection.name!r} has no documents")
     with collection.exclusive(f"reading collection {collection.name!r}"):  # 404 once deleted
-        chunks = (space.prepare(raw) for _, raw in collection.store.iter_vectors())
+        chunks = (space.prepare(raw) for raw in collection.iter_raw_vectors())
         return Gaussian.fit_chunks(chunks)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from app.core.errors import BatchTooLargeError, NotReadyError
 from app.core.types import Embeddings
 from app.encoding.base import Encoded
-from app.index.collection import Collection, SearchHit
+from app.index.base import SearchHit, VectorCollection
 from app.index.store import Scalar
 from app.services.batching import MicroBatcher
 from app.services.collections import CollectionService, LengthCheck
@@ -76,7 +76,7 @@ class SearchService:
         encode_with_tokens: Callable[[list[str]], Encoded] | None = None,
         token_cache: TokenCache | None = None,
         check_length: LengthCheck | None = None,
-        on_queries: Callable[[Collection, Embeddings], None] | None = None,
+        on_queries: Callable[[VectorCollection, Embeddings], None] | None = None,
     ) -> None:
         self.collections = collections
         self.batcher = batcher

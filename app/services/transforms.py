@@ -139,7 +139,7 @@ def refit_whitening(collection: Collection, config: WhiteningConfig) -> None:
         StorageError: A file or the store could not be written.
     """
     with collection.exclusive(f"refitting the whitening of {collection.name!r}", write=True):
-        if collection.store.count() == 0:
+        if collection.count() == 0:
             raise EmptyInputError(
                 f"collection {collection.name!r} has no documents to fit whitening on"
             )
@@ -149,7 +149,7 @@ def refit_whitening(collection: Collection, config: WhiteningConfig) -> None:
             gamma=config.gamma,
             model=collection.meta["model"],
             pooling=collection.meta["pooling"],
-        ).fit(raw for _, raw in collection.store.iter_vectors())
+        ).fit(collection.iter_raw_vectors())
         previous = collection.folder / (collection.meta.get("whitening_dir") or WHITENING_DIR)
         folder = collection.folder / f"{WHITENING_DIR}-{uuid.uuid4().hex[:8]}"
         try:

@@ -30,7 +30,7 @@ from app.api.schemas.collections import (
     UpsertResponse,
     WhiteningRefit,
 )
-from app.index.collection import SearchHit
+from app.index.base import SearchHit
 from app.index.store import Document
 from app.services.collections import DOCUMENT_ID_PATTERN
 from app.services.search import Rerank

@@ -1,0 +1,164 @@
+"""The vector-collection boundary: what the services need of one collection, whatever stores it.
+
+``VectorCollection`` is the protocol the service layer composes (search, drift, clustering,
+whitening refits); ``app.index.collection.Collection`` (SQLite + FAISS in a folder) is the
+backend today. A second backend (Milvus, issue 14) implements the same protocol; what is still
+folder-specific — where a collection's own whitening is saved (``refit_whitening``) and how the
+collections are listed and opened (``CollectionService``) — is named there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from app.core.types import Embeddings
+from app.index.store import Document, Scalar
+
+
+class VectorTransform(Protocol):
+    """What a collection needs of a fitted transform (whitening, flow): a map (n, d) -> (n, k)."""
+
+    @property
+    def n_components(self) -> int:
+        """k, the output dimension."""
+        ...
+
+    def transform(self, embeddings: Embeddings) -> Embeddings:
+        """float32 (n, d) -> float32 (n, k)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result.
+
+    Attributes:
+        id: The document's id.
+        text: The document's text.
+        score: The final score, higher is closer: cosine of the (corrected) vectors in
+            [-1, 1], or after a rerank 1 - WRD in [-1, 1] / 1 / (1 + WMD) in (0, 1].
+        metadata: The document's metadata.
+        seq: The document's key in the index (internal).
+        vector_score: After a rerank, the first stage's cosine.
+        distance: After a rerank, the WMD / WRD distance (lower is closer).
+    """
+
+    id: str
+    text: str
+    score: float
+    metadata: dict[str, Any]
+    seq: int = -1
+    vector_score: float | None = None
+    distance: float | None = None
+
+
+class VectorCollection(Protocol):
+    """One collection of documents with their raw encoder vectors, searchable by cosine of the
+    prepared vectors (the optional transform, then L2 norm). Methods raise ``NotFoundError``
+    once the collection is deleted and ``StorageError`` when the backend cannot be written.
+
+    Attributes:
+        meta: What the collection was made with: ``name``, ``model``, ``pooling``,
+            ``dimension`` (raw d), ``index`` (the index description) and its transform's.
+        transform: The transform applied before indexing, or ``None``.
+        uid: Unique to this open instance (a collection re-created under its name differs).
+        generation: Counts this instance's writes; a cache of something computed from the
+            documents is current while it is unchanged.
+    """
+
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+
+    @property
+    def transform(self) -> VectorTransform | None: ...
+
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def closed(self) -> bool:
+        """Closed or deleted: every later call raises ``NotFoundError``."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        ...
+
+    @property
+    def vector_dimension(self) -> int:
+        """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
+        ...
+
+    def exclusive(self, what: str, *, write: bool = False) -> AbstractContextManager[None]:
+        """Hold the collection for a step of several operations (``what`` names it in
+        errors); ``write`` on a read-only collection raises ``ReadOnlyError``."""
+        ...
+
+    def prepare(self, raw: Embeddings) -> Embeddings:
+        """Raw encoder vectors float32 (n, d) to index vectors (n, k)."""
+        ...
+
+    def count(self) -> int:
+        """Number of documents."""
+        ...
+
+    def get(self, doc_id: str) -> Document | None:
+        """The document with this id, or ``None``."""
+        ...
+
+    def iter_raw_vectors(self, batch: int = 8192) -> Iterator[Embeddings]:
+        """The stored raw vectors, float32 (b, d) batches; call inside ``exclusive``."""
+        ...
+
+    def upsert(self, documents: Sequence[Document], raw: Embeddings) -> list[str]:
+        """Store documents with their raw float32 (n, d) vectors; return their ids."""
+        ...
+
+    def delete(self, doc_id: str) -> None:
+        """Delete a document (``NotFoundError`` when it does not exist)."""
+        ...
+
+    def search(
+        self,
+        raw_queries: Embeddings,
+        top_k: int,
+        where: dict[str, Scalar] | None = None,
+        check_size: Callable[[int], None] | None = None,
+    ) -> list[list[SearchHit]]:
+        """Per raw query float32 (q, d), up to ``top_k`` hits whose metadata equals ``where``,
+        best first (cosine in [-1, 1], higher is closer); ``check_size`` is called with the
+        bytes the hits hold before they are read, and may raise."""
+        ...
+
+    def ids_of(self, seqs: Sequence[int] | npt.NDArray[np.int64]) -> dict[int, str]:
+        """Document ids by seq (documents gone are left out)."""
+        ...
+
+    def neighbors(
+        self, k: int
+    ) -> tuple[npt.NDArray[np.int64], Embeddings, npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The kNN graph: ``(seqs (n,), index vectors (n, d'), neighbours (n, k) positions into
+        seqs or -1, cosine scores (n, k))``; ``ConflictError`` if refitted meanwhile."""
+        ...
+
+    def retransform(self, transform: VectorTransform, meta: dict[str, Any]) -> None:
+        """Switch to another transform (``meta`` names it) and re-index, crash-safely."""
+        ...
+
+    def close(self) -> None:
+        """Release the collection; later calls raise ``NotFoundError``."""
+        ...
+
+    def destroy(self) -> None:
+        """Delete the collection and its documents."""
+        ...
