@@ -162,3 +162,48 @@ class VectorCollection(Protocol):
     def destroy(self) -> None:
         """Delete the collection and its documents."""
         ...
+
+
+def knn_positions(
+    seqs: npt.NDArray[np.int64],
+    chunks: Sequence[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]],
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """A kNN graph from an index's answers for every document's own vector.
+
+    Args:
+        seqs: int64 (n,) the documents' keys, in the order their vectors were searched.
+        chunks: The searches, in order: ``(scores float32 (b, w), found seqs int64 (b, w))``,
+            -1 where nothing was found; widths may differ.
+        k: Neighbours kept per document.
+
+    Returns:
+        ``(neighbours int64 (n, k) positions into seqs, -1 for none; cosine scores float32
+        (n, k), 0 where none)``, best first, each document itself and seqs not in ``seqs`` left
+        out.
+    """
+    width = max(c[1].shape[1] for c in chunks)
+    scores = np.concatenate(
+        [
+            np.pad(c[0], ((0, 0), (0, width - c[0].shape[1])), constant_values=-np.inf)
+            for c in chunks
+        ]
+    )
+    found = np.concatenate(
+        [np.pad(c[1], ((0, 0), (0, width - c[1].shape[1])), constant_values=-1) for c in chunks]
+    )
+    order = np.argsort(seqs, kind="stable")
+    ranked = seqs[order]
+    at = np.minimum(np.searchsorted(ranked, found), len(seqs) - 1)
+    known = (found >= 0) & (ranked[at] == found)
+    position = np.where(known, order[at], -1)
+    position[position == np.arange(len(seqs))[:, None]] = -1  # itself
+    if position.shape[1] < k:  # fewer documents than k + 1
+        pad = k - position.shape[1]
+        position = np.pad(position, ((0, 0), (0, pad)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, pad)))
+    scores = np.where(position >= 0, scores, -np.inf).astype(np.float32)
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    position, scores = np.take_along_axis(position, best, 1), np.take_along_axis(scores, best, 1)
+    position[~np.isfinite(scores)] = -1
+    return position, np.where(np.isfinite(scores), scores, 0).astype(np.float32)

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from app.core.errors import ConflictError, NotFoundError, ReadOnlyError, storage_error
 from app.core.files import fsync_dir
 from app.core.types import Embeddings
-from app.index.base import SearchHit, VectorTransform
+from app.index.base import SearchHit, VectorTransform, knn_positions
 from app.index.faiss_index import FaissIndex, parse_spec
 from app.index.store import Document, DocumentStore, Scalar
 
@@ -381,29 +381,8 @@ class Collection:
                 chunks.append(
                     self.index.search(vectors[start : start + _NEIGHBOR_CHUNK], k + 1 + self.stale)
                 )
-        width = max(c[1].shape[1] for c in chunks)
-        scores = np.concatenate(
-            [
-                np.pad(c[0], ((0, 0), (0, width - c[0].shape[1])), constant_values=-np.inf)
-                for c in chunks
-            ]
-        )
-        found = np.concatenate(
-            [np.pad(c[1], ((0, 0), (0, width - c[1].shape[1])), constant_values=-1) for c in chunks]
-        )
-        position = np.full(int(max(seqs.max(), found.max())) + 1, -1, dtype=np.int64)
-        position[seqs] = np.arange(len(seqs))
-        found = np.where(found >= 0, position[np.maximum(found, 0)], -1)
-        found[found == np.arange(len(seqs))[:, None]] = -1  # itself
-        if found.shape[1] < k:  # fewer documents than k + 1
-            pad = k - found.shape[1]
-            found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, pad)))
-        scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        found, scores = np.take_along_axis(found, order, 1), np.take_along_axis(scores, order, 1)
-        found[~np.isfinite(scores)] = -1
-        return seqs, vectors, found, np.where(np.isfinite(scores), scores, 0).astype(np.float32)
+        found, scores = knn_positions(seqs, chunks, k)
+        return seqs, vectors, found, scores
 
     def retransform(self, transform: VectorTransform, meta: dict[str, Any]) -> None:
         """Switch to another transform and rebuild the index, crash-safely.
