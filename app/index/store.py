@@ -305,6 +305,12 @@ def _filter_by_path(path: str, value: Scalar) -> tuple[str, list[Any]]:
         return "json_type(metadata, ?) = 'null'", [path]
     if isinstance(value, bool):
         return "json_type(metadata, ?) = ?", [path, "true" if value else "false"]
+    if isinstance(value, int | float):  # json_extract reads true as 1: check the type too
+        return "json_type(metadata, ?) IN ('integer', 'real') AND json_extract(metadata, ?) = ?", [
+            path,
+            path,
+            value,
+        ]
     return "json_extract(metadata, ?) = ?", [path, value]
 
 

@@ -54,6 +54,9 @@ def test_filter_seqs(store: DocumentStore) -> None:
     assert ids({"ok": True}) == {"1"} and ids({"ok": False}) == {"2"}
     assert ids({"ok": None}) == {"3"} and ids({"a.b": "dot"}) == {"3"}
     assert ids({"missing": "x"}) == set()
+    # A number never matches a boolean (SQLite's json_extract reads true as 1), nor a string.
+    assert ids({"ok": 1}) == set() and ids({"ok": 0}) == set()
+    assert ids({"n": 1.0}) == {"1"} and ids({"n": "1"}) == set()
     with pytest.raises(InputValidationError):
         store.filter_seqs({"lang": ["en"]})  # type: ignore[dict-item]
 
