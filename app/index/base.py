@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 
@@ -162,6 +163,19 @@ class VectorCollection(Protocol):
     def destroy(self) -> None:
         """Delete the collection and its documents."""
         ...
+
+
+def index_dimension(meta: Mapping[str, Any], transform: VectorTransform | None) -> int:
+    """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
+    return transform.n_components if transform else int(meta["dimension"])
+
+
+def prepare_vectors(raw: Embeddings, transform: VectorTransform | None) -> Embeddings:
+    """Raw encoder vectors float32 (n, d) to index vectors (n, k): the transform, then unit
+    length (a zero vector stays zero), as a new array."""
+    x = np.array(raw if transform is None else transform.transform(raw), np.float32)
+    faiss.normalize_L2(x)  # in place, on the copy
+    return x
 
 
 def knn_positions(

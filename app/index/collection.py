@@ -27,14 +27,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 
 from app.core.errors import ConflictError, NotFoundError, ReadOnlyError, storage_error
 from app.core.files import fsync_dir
 from app.core.types import Embeddings
-from app.index.base import SearchHit, VectorTransform, knn_positions
+from app.index.base import (
+    SearchHit,
+    VectorTransform,
+    index_dimension,
+    knn_positions,
+    prepare_vectors,
+)
 from app.index.faiss_index import FaissIndex, parse_spec
 from app.index.store import Document, DocumentStore, Scalar
 
@@ -107,7 +112,7 @@ class Collection:
     @property
     def vector_dimension(self) -> int:
         """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
-        return _dimension(self.meta, self.transform)
+        return index_dimension(self.meta, self.transform)
 
     @classmethod
     def create(
@@ -128,7 +133,7 @@ class Collection:
             InputValidationError: The index description is not accepted.
             StorageError: The folder could not be written (nothing is left behind).
         """
-        d = _dimension(meta, transform)
+        d = index_dimension(meta, transform)
         parse_spec(meta["index"], d)
         name = str(meta["name"])
         staging = root / f"{STAGING_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
@@ -178,7 +183,7 @@ class Collection:
 
     def prepare(self, raw: Embeddings) -> Embeddings:
         """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
-        return _prepare(raw, self.transform)
+        return prepare_vectors(raw, self.transform)
 
     def count(self) -> int:
         """Number of documents. Raises ``NotFoundError`` once deleted."""
@@ -227,8 +232,8 @@ class Collection:
 
     def _build(self, transform: VectorTransform | None) -> FaissIndex:
         """An index of every stored vector prepared with ``transform``, trained if need be."""
-        d = _dimension(self.meta, transform)
-        parts = [(s, _prepare(v, transform)) for s, v in self.store.iter_vectors()]
+        d = index_dimension(self.meta, transform)
+        parts = [(s, prepare_vectors(v, transform)) for s, v in self.store.iter_vectors()]
         seqs = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         vectors = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, d), np.float32)
         return FaissIndex.build(d, self.meta["index"], seqs, vectors)
@@ -370,7 +375,7 @@ class Collection:
             vectors = np.zeros((0, self.vector_dimension), np.float32)
             return np.zeros(0, np.int64), vectors, none, none.astype(np.float32)
         seqs = np.concatenate([p[0] for p in parts])
-        vectors = np.concatenate([_prepare(p[1], transform) for p in parts])
+        vectors = np.concatenate([prepare_vectors(p[1], transform) for p in parts])
         chunks = []
         for start in range(0, len(seqs), _NEIGHBOR_CHUNK):  # the lock is held chunk by chunk
             with self.exclusive(f"searching collection {self.name!r}"):
@@ -445,17 +450,6 @@ def empty_trash(trash: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
     if trash.exists():
         logger.warning("files of a deleted collection left in %s", trash.name)
-
-
-def _dimension(meta: dict[str, Any], transform: VectorTransform | None) -> int:
-    """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
-    return transform.n_components if transform else int(meta["dimension"])
-
-
-def _prepare(raw: Embeddings, transform: VectorTransform | None) -> Embeddings:
-    x = np.array(raw if transform is None else transform.transform(raw), np.float32)
-    faiss.normalize_L2(x)  # in place, on the copy
-    return x
 
 
 def sweep(root: Path) -> None:

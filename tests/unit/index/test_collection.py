@@ -1,43 +1,211 @@
-"""Collection (SQLite + FAISS) through the VectorCollection protocol the services use."""
+"""The VectorCollection contract, run on both backends: Collection (SQLite + FAISS) and
+MilvusCollection (Milvus Lite, a file per test). Numbers are checked against brute force."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from app.core.errors import NotFoundError
-from app.index.base import VectorCollection
+from app.core.errors import ConflictError, NotFoundError
+from app.index.base import VectorCollection, VectorTransform
 from app.index.collection import Collection
 from app.index.store import Document
 
-
-def _collection(tmp_path: Path) -> VectorCollection:
-    meta = {"name": "faq", "index": "flat", "dimension": 4, "model": "m", "pooling": "mean"}
-    return Collection.create(tmp_path, meta)
+Make = Callable[..., VectorCollection]
+D = 6
 
 
-def test_raw_vectors_come_back_in_batches_as_stored(tmp_path: Path) -> None:
-    collection = _collection(tmp_path)
-    raw = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
-    collection.upsert([Document(f"d{i}", f"text {i}") for i in range(10)], raw)
+@pytest.fixture(params=["faiss", "milvus"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
+    """``make(name="faq", index="flat", transform=None)``: a new collection on the backend."""
+    client = None
+    if request.param == "milvus":
+        pytest.importorskip("pymilvus", reason="the milvus extra: pip install sentsim[milvus]")
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(str(tmp_path / "milvus.db"))
+
+    def build(
+        name: str = "faq", index: str = "flat", transform: VectorTransform | None = None
+    ) -> VectorCollection:
+        meta = {"name": name, "index": index, "dimension": D, "model": "m", "pooling": "mean"}
+        if client is None:
+            return Collection.create(tmp_path / "indexes", meta, transform)
+        from app.index.milvus import MilvusCollection
+
+        return MilvusCollection.create(client, meta, transform)
+
+    (tmp_path / "indexes").mkdir()
+    yield build
+    if client is not None:
+        client.close()
+
+
+def _documents(n: int, seed: int = 0) -> tuple[list[Document], np.ndarray]:
+    raw = np.random.default_rng(seed).normal(size=(n, D)).astype(np.float32)
+    topics = ["music", "food", "geo"]
+    documents = [
+        Document(f"d{i}", f"text {i}", {"topic": topics[i % 3], "n": i, "flag": i % 2 == 0})
+        for i in range(n)
+    ]
+    return documents, raw
+
+
+def _same(got: Document | None, want: Document) -> bool:
+    return got is not None and (got.id, got.text, got.metadata) == (
+        want.id,
+        want.text,
+        want.metadata,
+    )
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_upsert_get_replace_delete_count(make: Make) -> None:
+    collection = make()
+    documents, raw = _documents(5)
+    assert collection.upsert(documents, raw) == [d.id for d in documents]
+    assert collection.count() == 5
+    assert _same(collection.get("d1"), documents[1])
+    replaced = Document("d1", "new text", {"topic": "other"})
+    generation = collection.generation
+    collection.upsert([replaced], raw[:1])
+    assert collection.generation > generation
+    assert _same(collection.get("d1"), replaced) and collection.count() == 5
+    collection.delete("d1")
+    assert collection.get("d1") is None and collection.count() == 4
+    with pytest.raises(NotFoundError):
+        collection.delete("d1")
+
+
+def test_raw_vectors_come_back_as_stored(make: Make) -> None:
+    collection = make()
+    documents, raw = _documents(10)
+    collection.upsert(documents, raw)
     with collection.exclusive("reading"):
         batches = list(collection.iter_raw_vectors(batch=4))
-    assert [len(b) for b in batches] == [4, 4, 2]
-    np.testing.assert_array_equal(np.concatenate(batches), raw)  # raw, not normalised
+    assert sum(len(b) for b in batches) == 10
+    got = np.concatenate(batches)  # raw, not normalised; in some order
+    np.testing.assert_allclose(got[np.lexsort(got.T)], raw[np.lexsort(raw.T)], rtol=1e-6)
 
 
-def test_search_through_the_protocol_matches_brute_force(tmp_path: Path) -> None:
-    collection = _collection(tmp_path)
-    raw = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
-    collection.upsert([Document(f"d{i}", f"text {i}") for i in range(20)], raw)
-    query = raw[:1] + 0.1
-    unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-    expected = np.argsort(-(unit @ (query[0] / np.linalg.norm(query[0]))))[:5]
-    hits = collection.search(query, 5)[0]
-    assert [h.id for h in hits] == [f"d{i}" for i in expected]
+def test_search_matches_brute_force(make: Make) -> None:
+    collection = make()
+    documents, raw = _documents(30)
+    collection.upsert(documents, raw)
+    queries = raw[:3] + 0.1
+    expected = np.argsort(-(_unit(queries) @ _unit(raw).T), axis=1)[:, :5]
+    results = collection.search(queries, 5)
+    for hits, want in zip(results, expected, strict=True):
+        assert [h.id for h in hits] == [f"d{i}" for i in want]
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+    hit = results[0][0]
+    assert hit.text == documents[int(hit.id[1:])].text
+    assert collection.ids_of([h.seq for h in results[0]]) == {h.seq: h.id for h in results[0]}
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"topic": "food"},
+        {"topic": "food", "flag": True},
+        {"n": 4},
+        {"flag": 1},  # a number never matches a boolean
+        {"topic": 'qu"ote\\d'},
+        {"missing": None},
+    ],
+)
+def test_filters_have_the_stores_semantics(make: Make, where: dict[str, Any]) -> None:
+    collection = make()
+    documents, raw = _documents(30)
+    documents[7] = Document("d7", "text 7", {"topic": 'qu"ote\\d', "n": 7, "flag": False})
+    collection.upsert(documents, raw)
+    allowed = [
+        i
+        for i, d in enumerate(documents)
+        if all(
+            k in d.metadata and d.metadata[k] == v and type(d.metadata[k]) is type(v)
+            for k, v in where.items()
+        )
+    ]
+    hits = collection.search(raw[:1], 10, where)[0]
+    scores = _unit(raw[allowed]) @ _unit(raw[0])
+    expected = [f"d{allowed[i]}" for i in np.argsort(-scores)[:10]]
+    assert [h.id for h in hits] == expected
+
+
+def test_neighbors_match_brute_force(make: Make) -> None:
+    collection = make()
+    documents, raw = _documents(25)
+    collection.upsert(documents, raw)
+    seqs, vectors, neighbors, scores = collection.neighbors(4)
+    ids = collection.ids_of(seqs)
+    order = [int(ids[int(s)][1:]) for s in seqs]  # document index of each row
+    np.testing.assert_allclose(vectors, _unit(raw[order]), atol=1e-6)
+    similarity = _unit(raw[order]) @ _unit(raw[order]).T
+    np.fill_diagonal(similarity, -np.inf)
+    np.testing.assert_array_equal(neighbors, np.argsort(-similarity, axis=1)[:, :4])
+    np.testing.assert_allclose(scores, np.sort(similarity, axis=1)[:, ::-1][:, :4], atol=1e-5)
+
+
+class _Projection:
+    """A fixed linear map (n, D) -> (n, 3), standing in for a fitted whitening."""
+
+    n_components = 3
+
+    def __init__(self) -> None:
+        self.matrix = np.random.default_rng(5).normal(size=(D, 3)).astype(np.float32)
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        return (embeddings @ self.matrix).astype(np.float32)
+
+
+def test_retransform_reindexes_in_the_new_space(make: Make) -> None:
+    collection = make()
+    documents, raw = _documents(20)
+    collection.upsert(documents, raw)
+    projection = _Projection()
+    collection.retransform(projection, {"transform_name": "projection"})
+    assert collection.vector_dimension == 3 and collection.meta["transform_name"] == "projection"
+    assert collection.count() == 20
+    space = _unit(projection.transform(raw))
+    expected = np.argsort(-(space @ _unit(projection.transform(raw[:1]))[0]))[:5]
+    assert [h.id for h in collection.search(raw[:1], 5)[0]] == [f"d{i}" for i in expected]
+
+
+def test_destroyed_collections_refuse_everything(make: Make) -> None:
+    collection = make()
+    documents, raw = _documents(3)
+    collection.upsert(documents, raw)
     collection.destroy()
     assert collection.closed
-    with pytest.raises(NotFoundError):
-        collection.count()
+    for call in (collection.count, lambda: collection.get("d0"), lambda: collection.delete("d0")):
+        with pytest.raises(NotFoundError):
+            call()
+    again = make()  # the name is free again, and the new one is empty
+    assert again.count() == 0
+
+
+def test_a_taken_name_is_a_conflict_on_milvus(tmp_path: Path) -> None:
+    pytest.importorskip("pymilvus")
+    from pymilvus import MilvusClient
+
+    from app.index.milvus import MilvusCollection
+
+    client = MilvusClient(str(tmp_path / "milvus.db"))
+    meta = {"name": "faq", "index": "flat", "dimension": D}
+    first = MilvusCollection.create(client, meta)
+    with pytest.raises(ConflictError):
+        MilvusCollection.create(client, meta)
+    documents, raw = _documents(4)
+    first.upsert(documents, raw)
+    reopened = MilvusCollection.open(client, "faq")  # another process's view
+    assert reopened.count() == 4 and _same(reopened.get("d2"), documents[2])
+    client.close()
