@@ -9,15 +9,18 @@ collections are listed and opened (``CollectionService``) — is named there.
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
+from app.core.errors import NotFoundError, ReadOnlyError, StorageError
 from app.core.types import Embeddings
 from app.index.store import Document, Scalar
 
@@ -163,6 +166,79 @@ class VectorCollection(Protocol):
     def destroy(self) -> None:
         """Delete the collection and its documents."""
         ...
+
+
+class CollectionBase:
+    """What both backends share: the name, the index dimension, ``prepare`` and the
+    ``exclusive`` step (a process-local lock, the deleted and read-only checks, and the
+    backend's failures turned into ``StorageError``). Subclasses set ``failures`` and
+    ``failure`` (the mapping) and ``read_only_reason``.
+
+    Args:
+        meta: What the collection was made with (see ``VectorCollection``).
+        transform: Applied to raw vectors before L2 normalisation and indexing.
+        writable: ``False``: every write raises ``ReadOnlyError``.
+    """
+
+    #: The backend's exceptions that mean a storage failure.
+    failures: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: Why a read-only collection is read-only, and what to do (ends the refusal message).
+    read_only_reason: ClassVar[str] = "the collection is read-only"
+
+    def __init__(
+        self, meta: dict[str, Any], transform: VectorTransform | None, *, writable: bool
+    ) -> None:
+        self.meta = meta
+        self.transform = transform
+        self.writable = writable
+        self.lock = threading.RLock()
+        self.closed = False
+        #: Unique to this open instance (a collection re-created under the same name differs).
+        self.uid = uuid.uuid4().hex
+        #: Counts the writes of this open instance (documents stored or deleted): a cache of
+        #: something computed from the documents is current while it is unchanged.
+        self.generation = 0
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return str(self.meta["name"])
+
+    @property
+    def vector_dimension(self) -> int:
+        """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
+        return index_dimension(self.meta, self.transform)
+
+    def prepare(self, raw: Embeddings) -> Embeddings:
+        """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
+        return prepare_vectors(raw, self.transform)
+
+    def failure(self, what: str, exc: BaseException) -> StorageError:
+        """The domain error for one of ``failures`` raised while doing ``what``."""
+        return StorageError(f"{what} failed: {exc}")
+
+    @contextmanager
+    def exclusive(self, what: str, *, write: bool = False) -> Iterator[None]:
+        """Hold the collection's lock for a step of several operations.
+
+        Args:
+            what: The step, for error messages (``"searching collection 'faq'"``).
+            write: The step writes: refused when the collection is read-only.
+
+        Raises:
+            NotFoundError: The collection was deleted (before the lock was had).
+            ReadOnlyError: ``write`` on a read-only collection.
+            StorageError: One of the backend's ``failures`` inside the step.
+        """
+        with self.lock:
+            if self.closed:
+                raise NotFoundError(f"collection {self.name!r} was deleted")
+            if write and not self.writable:
+                raise ReadOnlyError(f"{what} refused: {self.read_only_reason}")
+            try:
+                yield
+            except self.failures as exc:
+                raise self.failure(what, exc) from None
 
 
 def index_dimension(meta: Mapping[str, Any], transform: VectorTransform | None) -> int:

@@ -20,20 +20,19 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from app.core.errors import ConflictError, NotFoundError, ReadOnlyError, storage_error
+from app.core.errors import ConflictError, NotFoundError, StorageError, storage_error
 from app.core.files import fsync_dir
 from app.core.types import Embeddings
 from app.index.base import (
+    CollectionBase,
     SearchHit,
     VectorTransform,
     index_dimension,
@@ -58,7 +57,7 @@ HIT_OVERHEAD_BYTES = 64
 _NEIGHBOR_CHUNK = 4096
 
 
-class Collection:
+class Collection(CollectionBase):
     """One collection: its store, its index and its optional transform. Thread-safe.
 
     Use ``Collection.create`` for a new one; to open one, open its ``DocumentStore``, check its
@@ -75,6 +74,12 @@ class Collection:
         InputValidationError: The stored index description is not accepted (``parse_spec``).
     """
 
+    failures = (OSError, sqlite3.Error)
+    read_only_reason = (
+        "the indexes folder (SENTSIM_INDEXES_DIR) was not writable when the server started; "
+        "make it writable and restart"
+    )
+
     def __init__(
         self,
         folder: Path,
@@ -83,19 +88,10 @@ class Collection:
         *,
         writable: bool = True,
     ) -> None:
+        super().__init__(store.get_meta(), transform, writable=writable)
         self.folder = folder
         self.store = store
-        self.meta = store.get_meta()
-        self.transform = transform
-        self.writable = writable
-        self.lock = threading.RLock()
-        self.closed = False
-        #: Unique to this open instance (a collection re-created under the same name differs).
-        self.uid = uuid.uuid4().hex
         self.stale = 0  # ids in the index whose document is gone (index types without remove)
-        #: Counts the writes of this open instance (documents stored or deleted): a cache of
-        #: something computed from the documents is current while it is unchanged.
-        self.generation = 0
         #: Why the index file could not be saved last time (``None``: it was).
         self.fault: str | None = None
         self.spec = parse_spec(self.meta["index"], self.vector_dimension)
@@ -103,16 +99,6 @@ class Collection:
         self.index = FaissIndex.build(
             self.vector_dimension, self.meta["index"], np.zeros(0, np.int64), empty
         )
-
-    @property
-    def name(self) -> str:
-        """The collection's name."""
-        return str(self.meta["name"])
-
-    @property
-    def vector_dimension(self) -> int:
-        """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
-        return index_dimension(self.meta, self.transform)
 
     @classmethod
     def create(
@@ -155,35 +141,9 @@ class Collection:
             raise storage_error(f"creating collection {name!r}", exc) from None
         return cls(root / name, DocumentStore(root / name / STORE_FILE), transform)
 
-    @contextmanager
-    def exclusive(self, what: str, *, write: bool = False) -> Iterator[None]:
-        """Hold the collection's lock for a step of several operations.
-
-        Args:
-            what: The step, for error messages (``"searching collection 'faq'"``).
-            write: The step writes: refused when the collection is read-only.
-
-        Raises:
-            NotFoundError: The collection was deleted (before the lock was had).
-            ReadOnlyError: ``write`` on a read-only collection.
-            StorageError: An ``OSError`` or SQLite error inside the step.
-        """
-        with self.lock:
-            if self.closed:
-                raise NotFoundError(f"collection {self.name!r} was deleted")
-            if write and not self.writable:
-                raise ReadOnlyError(
-                    f"{what} refused: the indexes folder (SENTSIM_INDEXES_DIR) was not writable "
-                    "when the server started; make it writable and restart"
-                )
-            try:
-                yield
-            except (OSError, sqlite3.Error) as exc:
-                raise storage_error(what, exc) from None
-
-    def prepare(self, raw: Embeddings) -> Embeddings:
-        """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
-        return prepare_vectors(raw, self.transform)
+    def failure(self, what: str, exc: BaseException) -> StorageError:
+        """``storage_error``: the cause named without any file path."""
+        return storage_error(what, exc)
 
     def count(self) -> int:
         """Number of documents. Raises ``NotFoundError`` once deleted."""

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,14 +38,13 @@ from app.core.errors import (
     ConflictError,
     InputValidationError,
     NotFoundError,
-    ReadOnlyError,
     StorageError,
 )
 from app.core.types import Embeddings
 from app.index.base import (
+    CollectionBase,
     SearchHit,
     VectorTransform,
-    index_dimension,
     knn_positions,
     prepare_vectors,
 )
@@ -164,7 +161,7 @@ def _register(client: MilvusClient, name: str, physical: str, meta: dict[str, An
     client.upsert(REGISTRY, [row])
 
 
-class MilvusCollection:
+class MilvusCollection(CollectionBase):
     """One collection in Milvus (see the module's notes). Thread-safe within a process.
 
     Use ``create`` for a new collection and ``open`` for an existing one.
@@ -177,6 +174,8 @@ class MilvusCollection:
         writable: ``False``: every write raises ``ReadOnlyError``.
     """
 
+    failures = (MilvusException,)
+
     def __init__(
         self,
         client: MilvusClient,
@@ -186,25 +185,9 @@ class MilvusCollection:
         *,
         writable: bool = True,
     ) -> None:
+        super().__init__(meta, transform, writable=writable)
         self.client = client
-        self.meta = meta
         self.physical = physical
-        self.transform = transform
-        self.writable = writable
-        self.lock = threading.RLock()
-        self.closed = False
-        self.uid = uuid.uuid4().hex
-        self.generation = 0
-
-    @property
-    def name(self) -> str:
-        """The collection's name."""
-        return str(self.meta["name"])
-
-    @property
-    def vector_dimension(self) -> int:
-        """Dimension of the indexed vectors: the transform's output, else the encoder's d."""
-        return index_dimension(self.meta, self.transform)
 
     @classmethod
     def create(
@@ -258,28 +241,10 @@ class MilvusCollection:
             consistency_level=_STRONG,
         )
 
-    @contextmanager
-    def exclusive(self, what: str, *, write: bool = False) -> Iterator[None]:
-        """Hold the collection's (process-local) lock for a step of several operations.
-
-        Raises:
-            NotFoundError: The collection was deleted.
-            ReadOnlyError: ``write`` on a read-only collection.
-            StorageError: Milvus failed inside the step.
-        """
-        with self.lock:
-            if self.closed:
-                raise NotFoundError(f"collection {self.name!r} was deleted")
-            if write and not self.writable:
-                raise ReadOnlyError(f"{what} refused: the collection is read-only")
-            try:
-                yield
-            except MilvusException as exc:
-                raise _storage_error(what, exc) from None
-
-    def prepare(self, raw: Embeddings) -> Embeddings:
-        """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
-        return prepare_vectors(raw, self.transform)
+    def failure(self, what: str, exc: BaseException) -> StorageError:
+        """Milvus's code and message, and what to do."""
+        assert isinstance(exc, MilvusException)
+        return _storage_error(what, exc)
 
     def count(self) -> int:
         """Number of documents."""
