@@ -206,7 +206,11 @@ class MilvusCollection(CollectionBase):
                 raise ConflictError(f"collection {name!r} already exists")
             made = cls(client, dict(meta), _physical_name(name), transform)
             made._make_physical(made.physical, made.vector_dimension)
-            _register(client, name, made.physical, made.meta)
+            try:
+                _register(client, name, made.physical, made.meta)
+            except BaseException:
+                client.drop_collection(made.physical)  # no orphan left behind
+                raise
         except MilvusException as exc:
             raise _storage_error(f"creating collection {name!r}", exc) from None
         return made

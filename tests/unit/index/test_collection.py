@@ -209,3 +209,24 @@ def test_a_taken_name_is_a_conflict_on_milvus(tmp_path: Path) -> None:
     reopened = MilvusCollection.open(client, "faq")  # another process's view
     assert reopened.count() == 4 and _same(reopened.get("d2"), documents[2])
     client.close()
+
+
+def test_a_failed_registration_leaves_no_collection_behind_on_milvus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pymilvus")
+    from pymilvus import MilvusClient, MilvusException
+
+    from app.core.errors import StorageError
+    from app.index import milvus
+
+    client = MilvusClient(str(tmp_path / "milvus.db"))
+
+    def refuse(*args: object) -> None:
+        raise MilvusException(code=1, message="registry unavailable")
+
+    monkeypatch.setattr(milvus, "_register", refuse)
+    with pytest.raises(StorageError, match="registry unavailable"):
+        milvus.MilvusCollection.create(client, {"name": "faq", "index": "flat", "dimension": D})
+    assert client.list_collections() == [milvus.REGISTRY]
+    client.close()
