@@ -222,7 +222,7 @@ def test_a_failed_registration_leaves_no_collection_behind_on_milvus(
 
     client = MilvusClient(str(tmp_path / "milvus.db"))
 
-    def refuse(*args: object) -> None:
+    def refuse(*_: object) -> None:
         raise MilvusException(code=1, message="registry unavailable")
 
     monkeypatch.setattr(milvus, "_register", refuse)
