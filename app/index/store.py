@@ -306,10 +306,11 @@ def _filter_by_path(path: str, value: Scalar) -> tuple[str, list[Any]]:
     if isinstance(value, bool):
         return "json_type(metadata, ?) = ?", [path, "true" if value else "false"]
     if isinstance(value, int | float):  # json_extract reads true as 1: check the type too
-        return "json_type(metadata, ?) IN ('integer', 'real') AND json_extract(metadata, ?) = ?", [
-            path,
+        # (after the value: SQLite stops at the first false term, so most rows parse once)
+        return "json_extract(metadata, ?) = ? AND json_type(metadata, ?) IN ('integer', 'real')", [
             path,
             value,
+            path,
         ]
     return "json_extract(metadata, ?) = ?", [path, value]
 
