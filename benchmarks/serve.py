@@ -264,20 +264,26 @@ def corpus(n: int) -> list[str]:
     return list(seen)
 
 
+def corpus_vectors(sentences: list[str], encoder: Any) -> np.ndarray:
+    """The bundled encoder's raw vectors of ``corpus(n)``, encoded once and cached."""
+    cache = RESULTS / f"serve_corpus_{len(sentences)}.npy"
+    if cache.is_file():
+        return np.load(cache)  # type: ignore[no-any-return]
+    print(f"encoding {len(sentences)} documents once (cached in {cache}) ...", flush=True)
+    vectors = encoder.encode(sentences)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors  # type: ignore[no-any-return]
+
+
 def build_collections(indexes: Path, sentences: list[str]) -> None:
     """Write flat and hnsw collections through the store; the server indexes them at start."""
     from app.encoding.bert import BertEncoder
     from app.index.collection import Collection
     from app.index.store import Document
 
-    cache = RESULTS / f"serve_corpus_{len(sentences)}.npy"
     encoder = BertEncoder(device="cpu", batch_size=64)
-    if cache.is_file():
-        vectors = np.load(cache)
-    else:
-        print(f"encoding {len(sentences)} documents once (cached in {cache}) ...", flush=True)
-        vectors = encoder.encode(sentences)
-        np.save(cache, vectors)
+    vectors = corpus_vectors(sentences, encoder)
     docs = [Document(f"d{i}", s) for i, s in enumerate(sentences)]
     indexes.mkdir(parents=True, exist_ok=True)
     for spec in ("flat", "hnsw"):

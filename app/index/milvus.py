@@ -455,6 +455,12 @@ class MilvusCollection(CollectionBase):
             self.meta = merged
             self.client.drop_collection(old)
 
+    def checkpoint(self) -> None:
+        """Seal what was written (Milvus ``flush``): Milvus Lite searches unsealed rows by
+        brute force (about 160 ms a query at 3,000 documents, against 10 ms once sealed)."""
+        with self.exclusive(f"sealing collection {self.name!r}"):
+            self.client.flush(self.physical)
+
     def close(self) -> None:
         """Later calls raise ``NotFoundError`` (the client stays open for the others)."""
         with self.lock:
