@@ -22,9 +22,7 @@ class WhiteningSpec(StrictBody):
 class CollectionCreate(StrictBody):
     """A new collection: its name, index type and optional whitening knobs."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+    model_config = ConfigDict(  # extra="forbid", allow_inf_nan=False: from StrictBody
         json_schema_extra={"examples": [{"name": "faq", "index": "flat"}]},
     )
     name: str = Field(pattern=NAME_PATTERN, description="[a-z0-9_-]{1,64}")
@@ -100,9 +98,7 @@ class DocumentIn(StrictBody):
 class UpsertRequest(StrictBody):
     """Documents to insert or replace (an existing id is replaced)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+    model_config = ConfigDict(  # extra="forbid", allow_inf_nan=False: from StrictBody
         json_schema_extra={
             "examples": [
                 {
@@ -153,9 +149,7 @@ class RerankSpec(StrictBody):
 class SearchRequest(StrictBody):
     """Semantic search: one ``query`` or a batch of ``queries``, optionally reranked."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+    model_config = ConfigDict(  # extra="forbid", allow_inf_nan=False: from StrictBody
         json_schema_extra={"examples": [{"query": "forgot my password", "top_k": 5}]},
     )
     query: str | None = None

@@ -15,7 +15,6 @@ class EmbeddingsRequest(StrictBody):
 
     model_config = ConfigDict(
         extra="ignore",  # OpenAI clients may send fields this server does not use
-        allow_inf_nan=False,
         json_schema_extra={"examples": [{"input": ["A man is playing a guitar."]}]},
     )
     input: str | list[str] = Field(
@@ -92,9 +91,7 @@ class ModelList(BaseModel):
 class EmbedRequest(StrictBody):
     """TEI ``POST /embed`` (and ``POST /``)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+    model_config = ConfigDict(  # extra="forbid", allow_inf_nan=False: from StrictBody
         json_schema_extra={"examples": [{"inputs": ["What is Deep Learning?"], "normalize": True}]},
     )
     inputs: str | list[str]

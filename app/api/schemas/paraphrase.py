@@ -10,9 +10,7 @@ from app.api.schemas.base import StrictBody
 class ParaphraseRequest(StrictBody):
     """Paraphrases of a text: n candidates sampled, the k most similar returned."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+    model_config = ConfigDict(  # extra="forbid", allow_inf_nan=False: from StrictBody
         json_schema_extra={"examples": [{"text": "How do I reset my password?", "top_k": 5}]},
     )
     text: str

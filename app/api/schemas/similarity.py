@@ -41,9 +41,7 @@ class SimilarityParameters(StrictBody):
 class SimilarityRequest(StrictBody):
     """TEI ``POST /similarity``; the response is one score per sentence, higher is closer."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+    model_config = ConfigDict(  # extra="forbid", allow_inf_nan=False: from StrictBody
         json_schema_extra={
             "examples": [
                 {
@@ -83,9 +81,7 @@ class SimilarityWithAlignment(BaseModel):
 class ExplainRequest(StrictBody):
     """A pair whose cosine is attributed to its tokens by integrated gradients."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+    model_config = ConfigDict(  # extra="forbid", allow_inf_nan=False: from StrictBody
         json_schema_extra={
             "examples": [
                 {
