@@ -37,7 +37,14 @@ class Settings(BaseSettings):
         allow_pickle: Also load pickle-based weight files (``pytorch_model.bin``). Off: only
             safetensors weights load, since unpickling can run arbitrary code.
         models_dir: Folder of model artifacts (fitted transforms, named by folder).
-        indexes_dir: Folder of persisted collections (SQLite + FAISS), read-write.
+        indexes_dir: Folder of persisted collections (SQLite + FAISS), read-write (the
+            ``faiss`` backend).
+        vector_backend: Where collections are kept: ``faiss`` (SQLite + FAISS under
+            ``indexes_dir``, one process) or ``milvus`` (``milvus_uri``; several replicas may
+            share a Milvus server). Needs the ``milvus`` extra.
+        milvus_uri: A Milvus Lite file (``indexes/milvus.db``: one process) or a Milvus
+            server's URL (``http://milvus:19530``).
+        milvus_token: The Milvus server's token (``user:password`` or an API key), if any.
         host: Interface ``sentsim serve`` binds to.
         port: TCP port of ``sentsim serve``.
         keep_alive_s: Seconds ``sentsim serve`` keeps an idle HTTP/1.1 connection open. Longer
@@ -104,6 +111,9 @@ class Settings(BaseSettings):
     allow_pickle: bool = False
     models_dir: Path = Path("models")
     indexes_dir: Path = Path("indexes")
+    vector_backend: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str = "indexes/milvus.db"
+    milvus_token: SecretStr | None = None
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -2,9 +2,9 @@
 
 ``VectorCollection`` is the protocol the service layer composes (search, drift, clustering,
 whitening refits); ``app.index.collection.Collection`` (SQLite + FAISS in a folder) is the
-backend today. A second backend (Milvus, issue 14) implements the same protocol; what is still
-folder-specific — where a collection's own whitening is saved (``refit_whitening``) and how the
-collections are listed and opened (``CollectionService``) — is named there.
+first backend, ``app.index.milvus.MilvusCollection`` the second. ``CollectionCatalog`` is where a
+backend keeps them: a folder (``app.index.catalog.FolderCatalog``) or a Milvus registry
+(``app.index.milvus.MilvusCatalog``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from app.core.errors import NotFoundError, ReadOnlyError, StorageError
+from app.core.errors import NotFoundError, ReadOnlyError, ServiceError, StorageError
 from app.core.types import Embeddings
 from app.index.store import Document, Scalar
+from app.transforms.whitening import Whitening
 
 
 class VectorTransform(Protocol):
@@ -87,6 +88,11 @@ class VectorCollection(Protocol):
 
     @property
     def generation(self) -> int: ...
+
+    @property
+    def writable(self) -> bool:
+        """``False``: every write raises ``ReadOnlyError``."""
+        ...
 
     @property
     def closed(self) -> bool:
@@ -155,8 +161,9 @@ class VectorCollection(Protocol):
         seqs or -1, cosine scores (n, k))``; ``ConflictError`` if refitted meanwhile."""
         ...
 
-    def retransform(self, transform: VectorTransform, meta: dict[str, Any]) -> None:
-        """Switch to another transform (``meta`` names it) and re-index, crash-safely."""
+    def retransform(self, whitening: Whitening, meta: dict[str, Any]) -> None:
+        """Switch to a newly fitted whitening (saved with the collection; ``meta``: its knobs,
+        merged into the collection's) and re-index, crash-safely."""
         ...
 
     def close(self) -> None:
@@ -165,6 +172,57 @@ class VectorCollection(Protocol):
 
     def destroy(self) -> None:
         """Delete the collection and its documents."""
+        ...
+
+
+#: ``resolve(meta)``: checks that a collection's ``meta`` fits the server's encoder and returns
+#: the named transform it uses, or ``None`` when it has none or its own whitening (which the
+#: catalog loads). Raises ``ServiceError`` (the collection is then unavailable, with the reason).
+ResolveTransform = Callable[[Mapping[str, Any]], VectorTransform | None]
+
+
+class CollectionCatalog(Protocol):
+    """Where a backend keeps its collections: lists, opens, creates and removes them.
+
+    Attributes:
+        read_only: Why nothing can be written (``None``: writable); set by ``start``.
+        shared: Other processes may change the collections (a Milvus server): the service
+            checks ``revision`` on every access instead of trusting what it opened.
+    """
+
+    read_only: str | None
+    shared: bool
+
+    def start(self) -> None:
+        """Prepare the storage (create it, check it can be written, clear leftovers)."""
+        ...
+
+    def names(self) -> list[str]:
+        """The collections stored, sorted."""
+        ...
+
+    def revision(self, name: str) -> str | None:
+        """What identifies the stored state of ``name`` (changes when it is re-created or
+        refitted); ``None``: it does not exist."""
+        ...
+
+    def open(self, name: str, resolve: ResolveTransform) -> VectorCollection:
+        """Open a stored collection with its transform. Raises what ``resolve`` raises,
+        ``NotFoundError``, ``StorageError``, or the backend's errors (a damaged collection)."""
+        ...
+
+    def create(self, meta: dict[str, Any], transform: VectorTransform | None) -> VectorCollection:
+        """Create an empty collection, all or nothing. Raises ``ConflictError`` (name taken),
+        ``InputValidationError`` (index not available here), ``StorageError``."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Remove what is stored of a collection that could not be opened. Raises
+        ``StorageError``."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection (the collections are closed by their owner)."""
         ...
 
 
@@ -213,8 +271,9 @@ class CollectionBase:
         """Raw encoder vectors (n, d) to index vectors (n, k): the transform, then L2 norm."""
         return prepare_vectors(raw, self.transform)
 
-    def failure(self, what: str, exc: BaseException) -> StorageError:
-        """The domain error for one of ``failures`` raised while doing ``what``."""
+    def failure(self, what: str, exc: BaseException) -> ServiceError:
+        """The domain error (``StorageError`` unless the backend knows better) for one of
+        ``failures`` raised while doing ``what``."""
         return StorageError(f"{what} failed: {exc}")
 
     @contextmanager

@@ -41,11 +41,15 @@ from app.index.base import (
 )
 from app.index.faiss_index import FaissIndex, parse_spec
 from app.index.store import Document, DocumentStore, Scalar
+from app.transforms.whitening import Whitening
 
 logger = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
 STORE_FILE = "store.sqlite"
+#: Folder (prefix) of a collection's own whitening: ``whitening-<id>/`` (``whitening/`` before
+#: versioned folders).
+WHITENING_DIR = "whitening"
 #: Prefixes of folders that are not collections: one being created, one being deleted.
 STAGING_PREFIX = ".creating-"
 TRASH_PREFIX = ".deleted-"
@@ -349,25 +353,37 @@ class Collection(CollectionBase):
         found, scores = knn_positions(seqs, chunks, k)
         return seqs, vectors, found, scores
 
-    def retransform(self, transform: VectorTransform, meta: dict[str, Any]) -> None:
-        """Switch to another transform and rebuild the index, crash-safely.
+    def retransform(self, whitening: Whitening, meta: dict[str, Any]) -> None:
+        """Switch to a newly fitted whitening and rebuild the index, crash-safely.
 
-        The new index is built in memory first (a failure changes nothing); then the old index
-        file is removed and ``meta`` (which must name the new transform's files) is committed
-        to the store — the switch point: a crash before it keeps the old transform, after it
-        the new one, and either way the missing index file is rebuilt on opening.
+        The whitening is saved to a new ``whitening-<id>/`` folder (fsynced) and the new index
+        built in memory (a failure changes nothing and removes the folder); then the old index
+        file is removed and ``meta`` (the whitening's knobs) with the folder's name is
+        committed to the store — the switch point: a crash before it keeps the old whitening,
+        after it the new one, and either way the missing index file is rebuilt on opening. The
+        previous folder is removed last (a leftover is removed on the next opening).
 
         Raises:
             NotFoundError: The collection was deleted.
-            StorageError: The store could not be written; the old transform stays in force.
+            StorageError: A file or the store could not be written; the old whitening stays.
         """
-        with self.exclusive(f"refitting the transform of collection {self.name!r}", write=True):
-            index = self._build(transform)
-            (self.folder / INDEX_FILE).unlink(missing_ok=True)
-            self.store.set_meta(**meta)
+        with self.exclusive(f"refitting the whitening of collection {self.name!r}", write=True):
+            previous = self.folder / (self.meta.get("whitening_dir") or WHITENING_DIR)
+            folder = self.folder / f"{WHITENING_DIR}-{uuid.uuid4().hex[:8]}"
+            meta = {**meta, "whitening_dir": folder.name}
+            try:
+                whitening.save(folder)  # its files are fsynced
+                fsync_dir(folder)
+                index = self._build(whitening)
+                (self.folder / INDEX_FILE).unlink(missing_ok=True)
+                self.store.set_meta(**meta)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             self.meta.update(meta)
-            self.transform, self.index, self.stale = transform, index, 0
+            self.transform, self.index, self.stale = whitening, index, 0
             self.checkpoint()
+        shutil.rmtree(previous, ignore_errors=True)
 
     def close(self) -> None:
         """Checkpoint the index and close the store; later calls raise ``NotFoundError``."""

@@ -28,35 +28,56 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from pymilvus import DataType, MilvusClient, MilvusException
+from safetensors.numpy import load as load_tensors
+from safetensors.numpy import save as save_tensors
 
 from app.core.errors import (
     ConflictError,
     InputValidationError,
     NotFoundError,
+    ServiceError,
     StorageError,
 )
 from app.core.types import Embeddings
 from app.index.base import (
     CollectionBase,
+    ResolveTransform,
     SearchHit,
     VectorTransform,
     knn_positions,
     prepare_vectors,
 )
 from app.index.faiss_index import HNSW_EF_SEARCH, parse_spec
+from app.index.milvus_registry import (
+    STRONG,
+    drop_blob,
+    ensure_bookkeeping,
+    load_blob,
+    lookup,
+    register,
+    registered,
+    save_blob,
+    unregister,
+)
 from app.index.store import Document, Scalar
+from app.transforms.whitening import Whitening
 
-REGISTRY = "sentsim_registry"
 #: Milvus answers at most this many hits per query (its topk limit).
 MAX_LIMIT = 16384
 #: Rows read per request when iterating a collection.
 _BATCH = 4096
-_STRONG = "Strong"
+#: Seqs per ``seq in [...]`` filter.
+_IN_CHUNK = 1024
+#: Milvus's code for "collection does not exist".
+_NO_COLLECTION = 100
+
+T = TypeVar("T")
 
 
 def _literal(value: Scalar) -> str:
@@ -134,33 +155,6 @@ def _search_params(spec: str, dimension: int, limit: int) -> dict[str, Any]:
     return {"metric_type": "IP"}
 
 
-def _ensure_registry(client: MilvusClient) -> None:
-    if client.has_collection(REGISTRY):
-        return
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("name", DataType.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field("physical", DataType.VARCHAR, max_length=128)
-    schema.add_field("meta", DataType.JSON)
-    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
-    params = client.prepare_index_params()
-    params.add_index("unused", index_type="FLAT", metric_type="L2")
-    client.create_collection(
-        REGISTRY, schema=schema, index_params=params, consistency_level=_STRONG
-    )
-
-
-def registered(client: MilvusClient) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Every collection in the registry: name -> (physical collection, meta)."""
-    _ensure_registry(client)
-    rows = client.query(REGISTRY, filter="", output_fields=["name", "physical", "meta"])
-    return {r["name"]: (r["physical"], dict(r["meta"])) for r in rows}
-
-
-def _register(client: MilvusClient, name: str, physical: str, meta: dict[str, Any]) -> None:
-    row = {"name": name, "physical": physical, "meta": meta, "unused": [0.0, 0.0]}
-    client.upsert(REGISTRY, [row])
-
-
 class MilvusCollection(CollectionBase):
     """One collection in Milvus (see the module's notes). Thread-safe within a process.
 
@@ -202,12 +196,12 @@ class MilvusCollection(CollectionBase):
         """
         name = str(meta["name"])
         try:
-            if name in registered(client):
+            if lookup(client, name) is not None:
                 raise ConflictError(f"collection {name!r} already exists")
             made = cls(client, dict(meta), _physical_name(name), transform)
             made._make_physical(made.physical, made.vector_dimension)
             try:
-                _register(client, name, made.physical, made.meta)
+                register(client, name, made.physical, made.meta)
             except BaseException:
                 client.drop_collection(made.physical)  # no orphan left behind
                 raise
@@ -219,15 +213,20 @@ class MilvusCollection(CollectionBase):
     def open(
         cls, client: MilvusClient, name: str, transform: VectorTransform | None = None
     ) -> MilvusCollection:
-        """The registered collection ``name``.
+        """The registered collection ``name``, with ``transform`` or else its own whitening.
 
         Raises:
             NotFoundError: No collection has this name.
         """
-        found = registered(client).get(name)
+        found = lookup(client, name)
         if found is None:
             raise NotFoundError(f"collection {name!r} does not exist")
         physical, meta = found
+        if transform is None and meta.get("whitening_blob"):
+            data = load_blob(client, meta["whitening_blob"])
+            if data is None:
+                raise NotFoundError(f"the whitening of collection {name!r} is missing")
+            transform = Whitening.from_tensors(meta["whitening_metadata"], load_tensors(data))
         return cls(client, meta, physical, transform)
 
     def _make_physical(self, physical: str, dimension: int) -> None:
@@ -242,13 +241,31 @@ class MilvusCollection(CollectionBase):
             physical,
             schema=schema,
             index_params=_index_params(self.client, self.meta["index"], dimension),
-            consistency_level=_STRONG,
+            consistency_level=STRONG,
         )
 
-    def failure(self, what: str, exc: BaseException) -> StorageError:
-        """Milvus's code and message, and what to do."""
+    def failure(self, what: str, exc: BaseException) -> ServiceError:
+        """Milvus's code and message, and what to do; a physical collection gone means another
+        replica deleted or refitted the collection meanwhile (``ConflictError``: retry)."""
         assert isinstance(exc, MilvusException)
+        if exc.code == _NO_COLLECTION:
+            return ConflictError(
+                f"{what} failed: collection {self.name!r} was deleted or refitted by another "
+                "replica meanwhile; retry"
+            )
         return _storage_error(what, exc)
+
+    def _check_current(self, what: str) -> None:
+        """After a write: the registry must still point at the physical collection written,
+        else another replica switched it meanwhile (a refit whose copy may have missed this
+        write): ``ConflictError``, so that the client repeats the write (upserts and deletes
+        are idempotent) and it reaches the new collection."""
+        found = lookup(self.client, self.name)
+        if found is None or found[0] != self.physical:
+            raise ConflictError(
+                f"{what}: collection {self.name!r} was deleted or refitted by another replica "
+                "meanwhile, and this write may not have reached it; retry"
+            )
 
     def count(self) -> int:
         """Number of documents."""
@@ -276,9 +293,11 @@ class MilvusCollection(CollectionBase):
         for rows in self._iter_rows(["raw"], batch):
             yield np.array([r["raw"] for r in rows], dtype=np.float32)
 
-    def _iter_rows(self, fields: list[str], batch: int = _BATCH) -> Iterator[list[dict[str, Any]]]:
+    def _iter_rows(
+        self, fields: list[str], batch: int = _BATCH, *, physical: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         iterator = self.client.query_iterator(
-            self.physical, batch_size=batch, filter="", output_fields=["seq", *fields]
+            physical or self.physical, batch_size=batch, filter="", output_fields=["seq", *fields]
         )
         try:
             while rows := iterator.next():
@@ -308,6 +327,7 @@ class MilvusCollection(CollectionBase):
             if old:
                 self.client.delete(self.physical, ids=old)
             self.generation += 1
+            self._check_current(f"storing documents in collection {self.name!r}")
         return [d.id for d in documents]
 
     def delete(self, doc_id: str) -> None:
@@ -322,6 +342,7 @@ class MilvusCollection(CollectionBase):
                 raise NotFoundError(f"collection {self.name!r} has no document {doc_id!r}")
             self.client.delete(self.physical, ids=old)
             self.generation += 1
+            self._check_current(f"deleting document {doc_id!r}")
 
     def search(
         self,
@@ -430,30 +451,84 @@ class MilvusCollection(CollectionBase):
         found_positions, scores = knn_positions(seqs, chunks, k)
         return seqs, vectors, found_positions, scores
 
-    def retransform(self, transform: VectorTransform, meta: dict[str, Any]) -> None:
-        """Switch to another transform: a new physical collection with every document's
-        vector prepared anew, then the registry switched to it (the switch point), then the
-        old one dropped. A failure before the switch leaves the old transform in force.
+    def retransform(self, whitening: Whitening, meta: dict[str, Any]) -> None:
+        """Switch to a newly fitted whitening, crash-safely and without losing the writes of
+        other replicas:
+
+        1. a new physical collection gets every document with its vector prepared anew, and
+           the whitening's tensors are saved as a blob it owns (a failure drops both: the old
+           whitening stays in force);
+        2. the registry is switched to it (the switch point; replicas see it on their next
+           access);
+        3. catch-up: what other replicas wrote to the old collection before they saw the switch
+           is copied over (and what they deleted, deleted); a write that lands after this is
+           refused to its client by ``_check_current``, which then retries;
+        4. the old collection and its blob are dropped.
+
+        Raises:
+            NotFoundError: The collection was deleted.
+            StorageError: Milvus refused; before the switch nothing changed.
         """
-        with self.exclusive(f"refitting the transform of collection {self.name!r}", write=True):
-            physical = _physical_name(self.name)
-            self._make_physical(physical, transform.n_components)
+        with self.exclusive(f"refitting the whitening of collection {self.name!r}", write=True):
+            old, physical = self.physical, _physical_name(self.name)
+            self._make_physical(physical, whitening.n_components)
             try:
-                fields = ["doc_id", "text", "metadata", "raw"]
-                for rows in self._iter_rows(fields):
-                    raw = np.array([r["raw"] for r in rows], dtype=np.float32)
-                    vectors = prepare_vectors(raw, transform)
-                    for row, vector in zip(rows, vectors, strict=True):
-                        row["vector"] = vector.tolist()
-                    self.client.insert(physical, rows)
-                merged = {**self.meta, **meta}
-                _register(self.client, self.name, physical, merged)
+                save_blob(self.client, physical, save_tensors(whitening.tensors()))
+                self._copy(old, physical, whitening)
+                merged = {
+                    **self.meta,
+                    **meta,
+                    "whitening_blob": physical,
+                    "whitening_metadata": whitening.metadata,
+                }
+                register(self.client, self.name, physical, merged)
             except BaseException:
                 self.client.drop_collection(physical)
+                drop_blob(self.client, physical)
                 raise
-            old, self.physical, self.transform = self.physical, physical, transform
-            self.meta = merged
+            self.physical, self.transform, self.meta = physical, whitening, merged
+            self._catch_up(old, physical, whitening)
             self.client.drop_collection(old)
+            drop_blob(self.client, old)
+
+    def _seqs(self, physical: str) -> set[int]:
+        return {int(r["seq"]) for rows in self._iter_rows([], physical=physical) for r in rows}
+
+    def _copy(
+        self,
+        source: str,
+        target: str,
+        transform: VectorTransform,
+        seqs: Sequence[int] | None = None,
+    ) -> None:
+        """Copy documents (all, or those ``seqs``) with their vectors prepared anew."""
+        fields = ["seq", "doc_id", "text", "metadata", "raw"]
+        if seqs is None:
+            batches: Iterator[list[dict[str, Any]]] = self._iter_rows(fields[1:], physical=source)
+        else:
+            wanted = sorted(seqs)
+            batches = (
+                self.client.query(
+                    source, filter=f"seq in {wanted[i : i + _IN_CHUNK]}", output_fields=fields
+                )
+                for i in range(0, len(wanted), _IN_CHUNK)
+            )
+        for rows in batches:
+            if not rows:
+                continue
+            raw = np.array([r["raw"] for r in rows], dtype=np.float32)
+            for row, vector in zip(rows, prepare_vectors(raw, transform), strict=True):
+                row["vector"] = vector.tolist()
+            self.client.upsert(target, rows)
+
+    def _catch_up(self, old: str, new: str, transform: VectorTransform) -> None:
+        """Make ``new`` hold the documents ``old`` holds now (writes of other replicas)."""
+        before, after = self._seqs(old), self._seqs(new)
+        if missing := before - after:
+            self._copy(old, new, transform, sorted(missing))
+        if extra := sorted(after - before):
+            for i in range(0, len(extra), _IN_CHUNK):
+                self.client.delete(new, ids=extra[i : i + _IN_CHUNK])
 
     def checkpoint(self) -> None:
         """Seal what was written (Milvus ``flush``): Milvus Lite searches unsealed rows by
@@ -469,9 +544,10 @@ class MilvusCollection(CollectionBase):
     def destroy(self) -> None:
         """Unregister the collection (the switch point), then drop its documents."""
         with self.exclusive(f"deleting collection {self.name!r}", write=True):
-            self.client.delete(REGISTRY, ids=[self.name])
+            unregister(self.client, self.name)
             self.closed = True
             self.client.drop_collection(self.physical)
+            drop_blob(self.client, self.physical)
 
 
 def _storage_error(what: str, exc: MilvusException) -> StorageError:
@@ -479,3 +555,93 @@ def _storage_error(what: str, exc: MilvusException) -> StorageError:
         f"{what} failed: Milvus answered {exc.code}: {exc.message}. Check the Milvus server "
         "(SENTSIM_MILVUS_URI), then retry: every write here is safe to repeat"
     )
+
+
+class MilvusCatalog:
+    """The collections of the ``milvus`` backend: the registry of a Milvus Lite file or server
+    (see ``CollectionCatalog``). ``shared``: other replicas may change it at any time.
+
+    Args:
+        uri: A Milvus Lite file path (its folder is created) or a server URL.
+        token: The server's token, if it needs one.
+    """
+
+    shared = True
+
+    def __init__(self, uri: str, token: str | None = None) -> None:
+        self.uri, self.token = uri, token
+        self.read_only: str | None = None
+        self._client: MilvusClient | None = None
+
+    @property
+    def client(self) -> MilvusClient:
+        """The connection (``start`` opens it)."""
+        if self._client is None:
+            raise NotFoundError("the Milvus catalog is not started")
+        return self._client
+
+    def start(self) -> None:
+        """Connect and create the registry if missing.
+
+        Raises:
+            StorageError: Milvus cannot be reached or refused (the message says which).
+        """
+        is_file = "://" not in self.uri
+        if is_file:
+            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._client = MilvusClient(uri=self.uri, token=self.token or "")
+            ensure_bookkeeping(self._client)
+        except MilvusException as exc:
+            raise _storage_error("connecting to Milvus", exc) from None
+        except Exception as exc:  # grpc and Milvus Lite start-up failures
+            where = "the Milvus Lite file" if is_file else "the Milvus server"
+            raise StorageError(
+                f"connecting to {where} (SENTSIM_MILVUS_URI) failed ({type(exc).__name__}); "
+                "check it is reachable (a Milvus Lite file opens in one process only)"
+            ) from None
+
+    def names(self) -> list[str]:
+        """The registered collections, sorted."""
+        return sorted(self._call("listing collections", registered, self.client))
+
+    def revision(self, name: str) -> str | None:
+        """The physical collection ``name`` points at (new on every re-create and refit)."""
+        found = self._call(f"reading collection {name!r}", lookup, self.client, name)
+        return None if found is None else found[0]
+
+    def open(self, name: str, resolve: ResolveTransform) -> MilvusCollection:
+        """``MilvusCollection.open`` with the named transform ``resolve`` returns, if any."""
+        found = self._call(f"opening collection {name!r}", lookup, self.client, name)
+        if found is None:
+            raise NotFoundError(f"collection {name!r} does not exist")
+        transform = resolve(found[1])
+        return self._call(
+            f"opening collection {name!r}", MilvusCollection.open, self.client, name, transform
+        )
+
+    def create(self, meta: dict[str, Any], transform: VectorTransform | None) -> MilvusCollection:
+        """``MilvusCollection.create``."""
+        return MilvusCollection.create(self.client, meta, transform)
+
+    def remove(self, name: str) -> None:
+        """Unregister a collection that could not be opened and drop its data."""
+        found = self._call(f"deleting collection {name!r}", lookup, self.client, name)
+        if found is None:
+            return
+        self._call(f"deleting collection {name!r}", unregister, self.client, name)
+        self._call(f"deleting collection {name!r}", self.client.drop_collection, found[0])
+        self._call(f"deleting collection {name!r}", drop_blob, self.client, found[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @staticmethod
+    def _call(what: str, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except MilvusException as exc:
+            raise _storage_error(what, exc) from None

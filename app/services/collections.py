@@ -1,15 +1,15 @@
 """Collections: named sets of documents searchable by meaning, that survive restarts.
 
-The store+index aggregate of one collection is ``app.index.collection.Collection``; this
-service keeps the registry around it: every collection under the indexes folder, opened (or
-listed as unavailable, with the reason, when it cannot be), the encoder behind them, their
-transforms (a named fitted transform from the models folder, or the collection's own
-BERT-whitening in a ``whitening-<id>/`` folder) and the limits of documents. Searching is
-``app.services.search``.
+One collection is a ``VectorCollection`` (``app.index``: SQLite + FAISS in a folder, or Milvus),
+kept by a ``CollectionCatalog``; this service holds the open ones (or lists one as unavailable,
+with the reason, when it cannot be opened), checks the encoder behind them, resolves their named
+transforms from the models folder and applies the limits of documents. With a shared catalog
+(a Milvus server that other replicas write) it checks the stored state on every access. Searching
+is ``app.services.search``.
 
 Storage faults: a failed write raises ``StorageError`` and marks the service degraded (see
-``health``) until a later write succeeds; an indexes folder that cannot be written at start-up
-opens every collection read-only.
+``health``) until a later write succeeds; storage that cannot be written at start-up opens every
+collection read-only.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import asyncio
 import logging
 import os
 import re
-import shutil
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,19 +38,13 @@ from app.core.errors import (
     storage_error,
 )
 from app.encoding.base import Encoded
-from app.index.collection import STORE_FILE, Collection, empty_trash, move_to_trash, sweep
+from app.index.base import CollectionCatalog, VectorCollection
 from app.index.faiss_index import parse_spec
-from app.index.store import Document, DocumentStore
+from app.index.store import Document
 from app.services.batching import MicroBatcher
 from app.services.limits import Limits
-from app.services.transforms import (
-    WHITENING_DIR,
-    TransformRegistry,
-    WhiteningConfig,
-    refit_whitening,
-)
+from app.services.transforms import TransformRegistry, WhiteningConfig, refit_whitening
 from app.transforms.base import EmbeddingTransform
-from app.transforms.whitening import Whitening
 
 logger = logging.getLogger(__name__)
 
@@ -110,11 +103,12 @@ class Upserted:
 
 
 class CollectionService:
-    """All collections under one folder, sharing one encoder through the micro-batcher.
+    """All collections of one backend, sharing one encoder through the micro-batcher.
     (Searching them is ``app.services.search.SearchService``.)
 
     Args:
-        root: The indexes folder (created if missing).
+        catalog: Where the collections are kept (``FolderCatalog``: the ``faiss`` backend;
+            ``MilvusCatalog``: the ``milvus`` one).
         batcher: Encodes documents and queries (``Encoded`` rows: vectors and token counts).
         encoder: Model, pooling and d of the encoder behind the batcher.
         limits: Request limits.
@@ -125,110 +119,112 @@ class CollectionService:
 
     def __init__(
         self,
-        root: Path,
+        catalog: CollectionCatalog,
         batcher: MicroBatcher[Encoded],
         encoder: EncoderInfo,
         limits: Limits,
         transforms: TransformRegistry | None = None,
         check_length: LengthCheck | None = None,
     ) -> None:
-        self.root = root
+        self.catalog = catalog
         self.batcher = batcher
         self.encoder = encoder
         self.limits = limits
         self.transforms = transforms
         self.check_length = check_length
-        #: Why the indexes folder is read-only (``None``: it is writable).
-        self.read_only: str | None = None
         #: The last failed write's error, until a write succeeds again.
         self.fault: str | None = None
-        self._collections: dict[str, Collection] = {}
+        self._collections: dict[str, VectorCollection] = {}
         self._unavailable: dict[str, str] = {}
-        self._lock = threading.Lock()
+        #: The catalog's revision of each name as opened (shared catalogs are checked on use).
+        self._revisions: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def read_only(self) -> str | None:
+        """Why the collections cannot be written (``None``: they can)."""
+        return self.catalog.read_only
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def open_all(self) -> None:
         """Open (and reconcile) every collection; one that fails is listed as unavailable
-        with the reason, and the others open regardless. An indexes folder that cannot be
-        written opens them all read-only."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".write-probe-{uuid.uuid4().hex[:8]}"
-            probe.write_bytes(b"ok")
-            probe.unlink()
-        except OSError as exc:
-            self.read_only = str(storage_error("writing to the indexes folder", exc))
-            logger.warning("indexes folder is read-only: %s", self.read_only)
-        else:
-            sweep(self.root)
-        if not self.root.is_dir():
-            return
-        for folder in sorted(self.root.iterdir()):
-            if folder.name.startswith(".") or not (folder / STORE_FILE).is_file():
-                continue
+        with the reason, and the others open regardless. Storage that cannot be written opens
+        them all read-only."""
+        self.catalog.start()
+        if self.read_only is not None:
+            logger.warning("collections are read-only: %s", self.read_only)
+        for name in self.catalog.names():
+            self._load(name)
+
+    def _load(self, name: str, revision: str | None = None) -> None:
+        """Open ``name`` into the cache, or list it as unavailable with the reason."""
+        with self._lock:
             try:
-                self._collections[folder.name] = self._open(folder)
+                collection = self.catalog.open(name, self._resolve)
             except Exception as exc:  # noqa: BLE001 - one collection never stops the rest
-                logger.warning("collection %s is unavailable", folder.name, exc_info=exc)
-                self._unavailable[folder.name] = _reason(exc)
+                logger.warning("collection %s is unavailable", name, exc_info=exc)
+                self._collections.pop(name, None)
+                self._unavailable[name] = _reason(exc)
+            else:
+                self._collections[name] = collection
+                self._unavailable.pop(name, None)
+            self._revisions[name] = revision or self.catalog.revision(name) or ""
 
-    def _open(self, folder: Path) -> Collection:
-        store = DocumentStore(folder / STORE_FILE, read_only=self.read_only is not None)
-        try:
-            meta = store.get_meta()
-            built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
-            encoder = (self.encoder.model, self.encoder.pooling, self.encoder.dimension)
-            if built != encoder:
-                raise ConflictError(
-                    f"it was built with model {_label(built[0])!r}, pooling {built[1]!r}, "
-                    f"d={built[2]}; the server runs {_label(encoder[0])!r}, {encoder[1]!r}, "
-                    f"d={encoder[2]}"
-                )
-            collection = Collection(
-                folder, store, self._load_transform(folder, meta), writable=self.read_only is None
+    def _refresh(self, name: str) -> None:
+        """For a shared catalog (other replicas write it): bring ``name``'s cache in line with
+        the stored state: gone, re-created or refitted elsewhere is seen at once (one registry
+        read per access). A replaced instance is not closed: requests still using it finish,
+        or fail with ``ConflictError`` if the replica that changed it dropped its data."""
+        revision = self.catalog.revision(name)
+        with self._lock:
+            if revision is None:
+                gone = self._collections.pop(name, None)
+                if gone is not None:
+                    gone.close()
+                self._unavailable.pop(name, None)
+                self._revisions.pop(name, None)
+            elif self._revisions.get(name) != revision:
+                self._load(name, revision)
+
+    def _resolve(self, meta: Mapping[str, Any]) -> EmbeddingTransform | None:
+        """``ResolveTransform``: the encoder must be the one the collection was built with;
+        the named transform it uses, if any."""
+        built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
+        encoder = (self.encoder.model, self.encoder.pooling, self.encoder.dimension)
+        if built != encoder:
+            raise ConflictError(
+                f"it was built with model {_label(built[0])!r}, pooling {built[1]!r}, "
+                f"d={built[2]}; the server runs {_label(encoder[0])!r}, {encoder[1]!r}, "
+                f"d={encoder[2]}"
             )
-            collection.reconcile()
-        except BaseException:
-            store.close()
-            raise
-        if self.read_only is None:
-            current = meta.get("whitening_dir")
-            for leftover in folder.glob(f"{WHITENING_DIR}*"):
-                if leftover.name != current and leftover.is_dir() and current is not None:
-                    shutil.rmtree(leftover, ignore_errors=True)
-        return collection
-
-    def _load_transform(self, folder: Path, meta: dict[str, Any]) -> EmbeddingTransform | None:
-        if meta.get("transform_name"):
-            if self.transforms is None:
-                raise NotFoundError("it uses a named transform and there is no models folder")
-            try:
-                return self.transforms.get(meta["transform_name"])
-            except ServiceError as exc:
-                raise ConflictError(f"its transform {meta['transform_name']!r}: {exc}") from None
-        # Collections from before versioned folders kept their whitening in whitening/.
-        own = folder / (meta.get("whitening_dir") or WHITENING_DIR)
-        if own.is_dir():
-            return Whitening.load(own, dimension=self.encoder.dimension)
-        return None
+        if not meta.get("transform_name"):
+            return None
+        if self.transforms is None:
+            raise NotFoundError("it uses a named transform and there is no models folder")
+        try:
+            return self.transforms.get(meta["transform_name"])
+        except ServiceError as exc:
+            raise ConflictError(f"its transform {meta['transform_name']!r}: {exc}") from None
 
     def close(self) -> None:
-        """Checkpoint every index and close the stores."""
+        """Checkpoint every index and close the collections and the catalog."""
         with self._lock:
             for collection in self._collections.values():
                 collection.close()
             self._collections.clear()
+            self.catalog.close()
 
     def health(self) -> list[str]:
-        """Why the collections are degraded: read-only folder, unavailable collections, failed
+        """Why the collections are degraded: read-only storage, unavailable collections, failed
         writes, index files that could not be saved. Empty when all is well."""
         reasons = [] if self.read_only is None else [f"read-only: {self.read_only}"]
         unavailable = list(self._unavailable.items())  # a copy: deletes may run meanwhile
         reasons += [f"collection {n!r} unavailable: {r}" for n, r in unavailable]
         if self.fault is not None:
             reasons.append(f"last write failed: {self.fault}")
-        reasons += [c.fault for c in list(self._collections.values()) if c.fault is not None]
+        faults = [getattr(c, "fault", None) for c in list(self._collections.values())]
+        reasons += [f for f in faults if f is not None]
         return reasons
 
     def _writing(self, fn: Callable[..., T], *args: Any) -> T:
@@ -248,13 +244,16 @@ class CollectionService:
 
     # --- collections --------------------------------------------------------------------
 
-    def get(self, name: str) -> Collection:
-        """The open collection of this name.
+    def get(self, name: str) -> VectorCollection:
+        """The open collection of this name (for a shared catalog, as stored now).
 
         Raises:
             NotFoundError: No such collection.
-            NotReadyError: It could not be opened at start-up (the message says why).
+            NotReadyError: It could not be opened (the message says why).
+            StorageError: A shared catalog could not be read.
         """
+        if self.catalog.shared:
+            self._writing(self._refresh, name)
         collection = self._collections.get(name)
         if collection is None:
             if name in self._unavailable:
@@ -278,7 +277,7 @@ class CollectionService:
             InputValidationError: Bad name or index spec, or both whitening and a transform.
             NotFoundError, TransformMismatchError: The named transform is missing or unfit.
             ConflictError: The name is taken.
-            StorageError: The folder could not be written (nothing is left behind).
+            StorageError: The storage could not be written (nothing is left behind).
         """
         if not _NAME.fullmatch(name):
             raise InputValidationError(f"collection name {name!r} must match [a-z0-9_-]{{1,64}}")
@@ -306,18 +305,18 @@ class CollectionService:
             "transform_name": transform,
         }
         with self._lock:
-            if (
-                name in self._collections
-                or name in self._unavailable
-                or (self.root / name).exists()
-            ):
+            if name in self._collections or name in self._unavailable:
                 raise ConflictError(f"collection {name!r} already exists")
-            collection = self._writing(Collection.create, self.root, meta, fitted)
+            collection = self._writing(self.catalog.create, meta, fitted)
             self._collections[name] = collection
+            self._revisions[name] = self.catalog.revision(name) or ""
         return self._info(collection)
 
     def list_collections(self) -> list[dict[str, Any]]:
         """Every collection's info, by name; unavailable ones with their reason."""
+        if self.catalog.shared:
+            for name in set(self.catalog.names()) | set(self._revisions):
+                self._writing(self._refresh, name)
         infos = []
         for collection in list(self._collections.values()):
             try:
@@ -330,15 +329,16 @@ class CollectionService:
     def info(self, name: str) -> dict[str, Any]:
         """One collection's info (an unavailable one's status and reason). Raises
         ``NotFoundError``."""
-        if name in self._unavailable:
+        collection = self.get(name) if name not in self._unavailable else None
+        if collection is None:  # still unavailable after a shared catalog's refresh
             return self._unavailable_info(name, self._unavailable[name])
-        return self._info(self.get(name))
+        return self._info(collection)
 
     @staticmethod
     def _unavailable_info(name: str, reason: str) -> dict[str, Any]:
         return {"name": name, "status": "unavailable", "reason": reason}
 
-    def _info(self, collection: Collection) -> dict[str, Any]:
+    def _info(self, collection: VectorCollection) -> dict[str, Any]:
         """``{"name", "status", "count", "dimension", "index", "transform"}`` (the wire shape)."""
         transform: dict[str, Any] | str = "none"
         if collection.transform is not None:
@@ -357,28 +357,21 @@ class CollectionService:
         }
 
     def delete(self, name: str) -> None:
-        """Delete a collection and its files, all or nothing: a failure leaves it usable.
+        """Delete a collection and its data, all or nothing: a failure leaves it usable.
 
         Raises:
             NotFoundError: No such collection.
-            StorageError: The folder could not be moved (the collection is unchanged).
+            StorageError: It could not be removed (the collection is unchanged).
         """
         self._check_writable(f"deleting collection {name!r}")
         with self._lock:
             if name in self._unavailable:
-                self._writing(self._remove_folder, name)
+                self._writing(self.catalog.remove, name)
                 del self._unavailable[name]
-                return
-            collection = self.get(name)
-            self._writing(collection.destroy)
-            del self._collections[name]
-
-    def _remove_folder(self, name: str) -> None:
-        try:
-            trash = move_to_trash(self.root / name)
-        except OSError as exc:
-            raise storage_error(f"deleting collection {name!r}", exc) from None
-        empty_trash(trash)
+            else:
+                self._writing(self.get(name).destroy)
+                del self._collections[name]
+            self._revisions.pop(name, None)
 
     # --- documents ----------------------------------------------------------------------
 

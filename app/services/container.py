@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from app import __version__
 from app.core.config import Settings
+from app.core.errors import ModelLoadError
 from app.encoding.base import Encoded, Encoder
+from app.index.base import CollectionCatalog
+from app.index.catalog import FolderCatalog
 from app.services.batching import MicroBatcher, model_thread
 from app.services.clustering import ClusterService
 from app.services.collections import CollectionService, EncoderInfo
@@ -39,6 +42,24 @@ def _load_generator(setting: str | None, device: str | None) -> SimBertGenerator
 
     path = generator_path(setting)
     return None if path is None else SimBertGenerator.load(path, device=device)
+
+
+def _catalog(settings: Settings) -> CollectionCatalog:
+    """Where the collections are kept (``vector_backend``).
+
+    Raises:
+        ModelLoadError: ``milvus`` without the ``milvus`` extra installed.
+    """
+    if settings.vector_backend == "faiss":
+        return FolderCatalog(settings.indexes_dir)
+    try:
+        from app.index.milvus import MilvusCatalog
+    except ImportError:
+        raise ModelLoadError(
+            "SENTSIM_VECTOR_BACKEND=milvus needs pymilvus: pip install 'sentsim[milvus]'"
+        ) from None
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    return MilvusCatalog(settings.milvus_uri, token)
 
 
 def _from_settings(cls: type[D], settings: Settings) -> D:
@@ -109,7 +130,7 @@ class Services:
             encoder, batcher, limits, transforms, settings.served_model_names
         )
         collections = CollectionService(
-            settings.indexes_dir,
+            _catalog(settings),
             batcher,
             info,
             limits,

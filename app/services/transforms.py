@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,9 +19,8 @@ from app.core.errors import (
     NotFoundError,
     ServiceError,
 )
-from app.core.files import fsync_dir
 from app.encoding.base import Encoder
-from app.index.collection import Collection
+from app.index.base import VectorCollection
 from app.services.encoders import iter_encoded
 from app.transforms.base import EmbeddingTransform, load_transform
 from app.transforms.whitening import Whitening
@@ -114,10 +111,6 @@ def fit_flow(
     return flow
 
 
-#: Folder (prefix) of a collection's own whitening.
-WHITENING_DIR = "whitening"
-
-
 @dataclass(frozen=True)
 class WhiteningConfig:
     """Knobs of a collection's whitening (DESIGN.md §2): k, beta, gamma."""
@@ -127,16 +120,15 @@ class WhiteningConfig:
     gamma: float = 1.0
 
 
-def refit_whitening(collection: Collection, config: WhiteningConfig) -> None:
-    """Fit BERT-whitening on a collection's stored raw vectors and switch it to it, crash-safely:
-    the new whitening goes to its own ``whitening-<id>/`` folder (fsynced), then
-    ``Collection.retransform`` rebuilds the index and commits the folder's name as the switch
-    point; on any failure the new folder is removed and the previous whitening stays in force.
+def refit_whitening(collection: VectorCollection, config: WhiteningConfig) -> None:
+    """Fit BERT-whitening on a collection's stored raw vectors and switch it to it; the
+    collection saves it and re-indexes crash-safely (``VectorCollection.retransform``): on any
+    failure the previous whitening stays in force.
 
     Raises:
         EmptyInputError: The collection has no documents.
         NotFoundError: It was deleted meanwhile.
-        StorageError: A file or the store could not be written.
+        StorageError: The whitening or the collection could not be written.
     """
     with collection.exclusive(f"refitting the whitening of {collection.name!r}", write=True):
         if collection.count() == 0:
@@ -150,17 +142,7 @@ def refit_whitening(collection: Collection, config: WhiteningConfig) -> None:
             model=collection.meta["model"],
             pooling=collection.meta["pooling"],
         ).fit(collection.iter_raw_vectors())
-        previous = collection.folder / (collection.meta.get("whitening_dir") or WHITENING_DIR)
-        folder = collection.folder / f"{WHITENING_DIR}-{uuid.uuid4().hex[:8]}"
-        try:
-            whitening.save(folder)  # its files are fsynced
-            fsync_dir(folder)
-            meta = {"whitening": asdict(config), "whitening_dir": folder.name}
-            collection.retransform(whitening, meta)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        shutil.rmtree(previous, ignore_errors=True)
+        collection.retransform(whitening, {"whitening": asdict(config)})
 
 
 class TransformRegistry:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
 from safetensors.numpy import load_file, save
 
 from app import __version__
@@ -227,17 +228,8 @@ class Whitening:
         """
         folder = Path(path)
         metadata = self.metadata
-        assert self.mean is not None and self.components is not None
-        assert self.eigenvalues is not None and self.kernel is not None and self.bias is not None
+        arrays = self.tensors()
         folder.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            "kernel": self.kernel,
-            "bias": self.bias,
-            "mean": self.mean,
-            "components": self.components,
-            "eigenvalues": self.eigenvalues,
-        }
-        arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
         write_durably(folder / TENSORS_FILE, save(arrays))
         write_metadata(folder, metadata)
         return folder
@@ -271,17 +263,42 @@ class Whitening:
         folder, meta = read_checked_metadata(
             path, cls.kind, model=model, pooling=pooling, dimension=dimension
         )
-        tensors = load_file(str(folder / TENSORS_FILE))
+        return cls.from_tensors(meta, load_file(str(folder / TENSORS_FILE)))
+
+    def tensors(self) -> dict[str, npt.NDArray[Any]]:
+        """The fitted arrays, as ``save`` writes them: ``kernel`` float32 (d, k), ``bias``
+        float32 (d,), ``mean`` float64 (d,), ``components`` float64 (d, d), ``eigenvalues``
+        float64 (d,) (C-contiguous).
+
+        Raises:
+            NotFittedError: Called before ``fit``.
+        """
+        self._fitted_kernel()
+        assert self.mean is not None and self.components is not None
+        assert self.eigenvalues is not None and self.kernel is not None and self.bias is not None
+        tensors = {
+            "kernel": self.kernel,
+            "bias": self.bias,
+            "mean": self.mean,
+            "components": self.components,
+            "eigenvalues": self.eigenvalues,
+        }
+        return {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+
+    @classmethod
+    def from_tensors(cls, metadata: dict[str, Any], tensors: dict[str, Any]) -> Whitening:
+        """The transform whose ``metadata`` and ``tensors()`` these are (as saved; nothing is
+        checked against an encoder here: ``load`` does that for files)."""
         obj = cls(
-            meta["n_components"],
-            beta=meta["beta"],
-            gamma=meta["gamma"],
-            eps=meta["eps"],
-            model=meta["model"],
-            pooling=meta["pooling"],
+            metadata["n_components"],
+            beta=metadata["beta"],
+            gamma=metadata["gamma"],
+            eps=metadata["eps"],
+            model=metadata["model"],
+            pooling=metadata["pooling"],
         )
         obj.mean, obj.components = tensors["mean"], tensors["components"]
         obj.eigenvalues = tensors["eigenvalues"]
         obj.kernel, obj.bias = tensors["kernel"], tensors["bias"]
-        obj.n_fitted, obj.created = meta["n_fitted"], meta["created"]
+        obj.n_fitted, obj.created = metadata["n_fitted"], metadata["created"]
         return obj

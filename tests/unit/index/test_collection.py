@@ -3,7 +3,7 @@ MilvusCollection (Milvus Lite, a file per test). Numbers are checked against bru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,38 +11,46 @@ import numpy as np
 import pytest
 
 from app.core.errors import ConflictError, NotFoundError
-from app.index.base import VectorCollection, VectorTransform
-from app.index.collection import Collection
+from app.index.base import CollectionCatalog, VectorCollection, VectorTransform
+from app.index.catalog import FolderCatalog
 from app.index.store import Document
+from app.transforms.whitening import Whitening
 
 Make = Callable[..., VectorCollection]
 D = 6
 
 
 @pytest.fixture(params=["faiss", "milvus"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
-    """``make(name="faq", index="flat", transform=None)``: a new collection on the backend."""
-    client = None
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CollectionCatalog]:
+    """The backend's catalog, started: a folder, or a Milvus Lite file."""
+    made: CollectionCatalog
     if request.param == "milvus":
         pytest.importorskip("pymilvus", reason="the milvus extra: pip install sentsim[milvus]")
-        from pymilvus import MilvusClient
+        from app.index.milvus import MilvusCatalog
 
-        client = MilvusClient(str(tmp_path / "milvus.db"))
+        made = MilvusCatalog(str(tmp_path / "milvus.db"))
+    else:
+        made = FolderCatalog(tmp_path / "indexes")
+    made.start()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def make(catalog: CollectionCatalog) -> Make:
+    """``make(name="faq", index="flat", transform=None)``: a new collection on the backend."""
 
     def build(
         name: str = "faq", index: str = "flat", transform: VectorTransform | None = None
     ) -> VectorCollection:
         meta = {"name": name, "index": index, "dimension": D, "model": "m", "pooling": "mean"}
-        if client is None:
-            return Collection.create(tmp_path / "indexes", meta, transform)
-        from app.index.milvus import MilvusCollection
+        return catalog.create(meta, transform)
 
-        return MilvusCollection.create(client, meta, transform)
+    return build
 
-    (tmp_path / "indexes").mkdir()
-    yield build
-    if client is not None:
-        client.close()
+
+def _no_named_transform(meta: Mapping[str, Any]) -> None:
+    return None
 
 
 def _documents(n: int, seed: int = 0) -> tuple[list[Document], np.ndarray]:
@@ -155,29 +163,25 @@ def test_neighbors_match_brute_force(make: Make) -> None:
     np.testing.assert_allclose(scores, np.sort(similarity, axis=1)[:, ::-1][:, :4], atol=1e-5)
 
 
-class _Projection:
-    """A fixed linear map (n, D) -> (n, 3), standing in for a fitted whitening."""
-
-    n_components = 3
-
-    def __init__(self) -> None:
-        self.matrix = np.random.default_rng(5).normal(size=(D, 3)).astype(np.float32)
-
-    def transform(self, embeddings: np.ndarray) -> np.ndarray:
-        return (embeddings @ self.matrix).astype(np.float32)
-
-
-def test_retransform_reindexes_in_the_new_space(make: Make) -> None:
+def test_retransform_reindexes_in_the_new_space_and_keeps_the_whitening(
+    catalog: CollectionCatalog, make: Make
+) -> None:
     collection = make()
     documents, raw = _documents(20)
     collection.upsert(documents, raw)
-    projection = _Projection()
-    collection.retransform(projection, {"transform_name": "projection"})
-    assert collection.vector_dimension == 3 and collection.meta["transform_name"] == "projection"
+    whitening = Whitening(3, model="m", pooling="mean").fit(raw)
+    collection.retransform(whitening, {"whitening": {"n_components": 3}})
+    assert collection.vector_dimension == 3 and collection.meta["whitening"]["n_components"] == 3
     assert collection.count() == 20
-    space = _unit(projection.transform(raw))
-    expected = np.argsort(-(space @ _unit(projection.transform(raw[:1]))[0]))[:5]
+    space = _unit(whitening.transform(raw))
+    expected = np.argsort(-(space @ space[0]))[:5]
     assert [h.id for h in collection.search(raw[:1], 5)[0]] == [f"d{i}" for i in expected]
+    collection.close()
+    reopened = catalog.open("faq", _no_named_transform)  # the whitening was saved with it
+    assert reopened.transform is not None
+    np.testing.assert_array_equal(reopened.transform.transform(raw), whitening.transform(raw))
+    assert [h.id for h in reopened.search(raw[:1], 5)[0]] == [f"d{i}" for i in expected]
+    assert reopened.meta["whitening"] == {"n_components": 3}
 
 
 def test_destroyed_collections_refuse_everything(make: Make) -> None:
@@ -193,40 +197,46 @@ def test_destroyed_collections_refuse_everything(make: Make) -> None:
     assert again.count() == 0
 
 
-def test_a_taken_name_is_a_conflict_on_milvus(tmp_path: Path) -> None:
-    pytest.importorskip("pymilvus")
-    from pymilvus import MilvusClient
-
-    from app.index.milvus import MilvusCollection
-
-    client = MilvusClient(str(tmp_path / "milvus.db"))
-    meta = {"name": "faq", "index": "flat", "dimension": D}
-    first = MilvusCollection.create(client, meta)
+def test_a_taken_name_is_a_conflict(catalog: CollectionCatalog, make: Make) -> None:
+    first = make()
     with pytest.raises(ConflictError):
-        MilvusCollection.create(client, meta)
+        make()
     documents, raw = _documents(4)
     first.upsert(documents, raw)
-    reopened = MilvusCollection.open(client, "faq")  # another process's view
+    assert catalog.names() == ["faq"] and catalog.revision("faq") is not None
+    assert catalog.revision("other") is None
+
+
+@pytest.mark.parametrize("catalog", ["milvus"], indirect=True)
+def test_another_instance_sees_the_writes_on_milvus(
+    catalog: CollectionCatalog, make: Make
+) -> None:
+    first = make()
+    documents, raw = _documents(4)
+    first.upsert(documents, raw)
+    reopened = catalog.open("faq", _no_named_transform)  # another replica's view
     assert reopened.count() == 4 and _same(reopened.get("d2"), documents[2])
-    client.close()
 
 
 def test_a_failed_registration_leaves_no_collection_behind_on_milvus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("pymilvus")
-    from pymilvus import MilvusClient, MilvusException
+    from pymilvus import MilvusException
 
     from app.core.errors import StorageError
-    from app.index import milvus
+    from app.index import milvus, milvus_registry
 
-    client = MilvusClient(str(tmp_path / "milvus.db"))
+    catalog = milvus.MilvusCatalog(str(tmp_path / "milvus.db"))
+    catalog.start()
 
     def refuse(*_: object) -> None:
         raise MilvusException(code=1, message="registry unavailable")
 
-    monkeypatch.setattr(milvus, "_register", refuse)
+    monkeypatch.setattr(milvus, "register", refuse)
     with pytest.raises(StorageError, match="registry unavailable"):
-        milvus.MilvusCollection.create(client, {"name": "faq", "index": "flat", "dimension": D})
-    assert client.list_collections() == [milvus.REGISTRY]
-    client.close()
+        catalog.create({"name": "faq", "index": "flat", "dimension": D}, None)
+    bookkeeping = [milvus_registry.REGISTRY, milvus_registry.BLOBS]
+    assert sorted(catalog.client.list_collections()) == sorted(bookkeeping)
+    assert catalog.names() == []
+    catalog.close()

@@ -14,6 +14,7 @@ from app.encoding.bert import BertEncoder
 from app.index.collection import INDEX_FILE
 from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
+from app.index.catalog import FolderCatalog
 from app.services.collections import CollectionService, EncoderInfo
 from app.services.limits import Limits
 from app.services.search import SearchService
@@ -38,7 +39,9 @@ class Harness:
         self.batcher = MicroBatcher(encoder.encode_with_lengths, max_wait_ms=1)
         self.loop.run_until_complete(self._start())
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
-        self.service = CollectionService(root, self.batcher, info, Limits(max_top_k=20))
+        self.service = CollectionService(
+            FolderCatalog(root), self.batcher, info, Limits(max_top_k=20)
+        )
         self.service.open_all()
         self.search = SearchService(self.service, self.batcher, Limits(max_top_k=20))
 
