@@ -72,6 +72,8 @@ from app.transforms.whitening import Whitening
 MAX_LIMIT = 16384
 #: Rows read per request when iterating a collection.
 _BATCH = 4096
+#: Documents whose neighbours one locked search finds (``MilvusCollection.neighbors``).
+_NEIGHBOR_CHUNK = 1024
 #: Seqs per ``seq in [...]`` filter.
 _IN_CHUNK = 1024
 #: Milvus's code for "collection does not exist".
@@ -429,7 +431,7 @@ class MilvusCollection(CollectionBase):
         vectors = self.prepare(np.array([r["raw"] for r in rows], dtype=np.float32))
         limit = min(k + 1, MAX_LIMIT)
         chunks = []
-        for start in range(0, len(seqs), 1024):
+        for start in range(0, len(seqs), _NEIGHBOR_CHUNK):
             with self.exclusive(f"searching collection {self.name!r}"):
                 if self.transform is not transform or self.physical != physical:
                     raise ConflictError(
@@ -437,7 +439,7 @@ class MilvusCollection(CollectionBase):
                     )
                 answers = self.client.search(
                     physical,
-                    data=vectors[start : start + 1024].tolist(),
+                    data=vectors[start : start + _NEIGHBOR_CHUNK].tolist(),
                     anns_field="vector",
                     limit=limit,
                     search_params=_search_params(self.meta["index"], vectors.shape[1], limit),
@@ -586,6 +588,8 @@ class MilvusCatalog:
         Raises:
             StorageError: Milvus cannot be reached or refused (the message says which).
         """
+        if self._client is not None:
+            return
         is_file = "://" not in self.uri
         if is_file:
             Path(self.uri).parent.mkdir(parents=True, exist_ok=True)

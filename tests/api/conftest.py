@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +14,34 @@ from app.main import create_app
 
 
 @pytest.fixture
-def settings(tmp_path: Path, tiny_bert_dir: Path) -> Settings:
+def backend() -> str:
+    """The vector backend (``faiss``); collection test modules override it with both, as
+    ``BACKENDS``."""
+    return "faiss"
+
+
+#: ``@pytest.fixture(params=BACKENDS)``: runs a module's tests on both backends.
+BACKENDS = [
+    "faiss",
+    pytest.param(
+        "milvus",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("pymilvus") is None, reason="the milvus extra is not installed"
+        ),
+    ),
+]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_bert_dir: Path, backend: str) -> Settings:
     return Settings(
         model=str(tiny_bert_dir),
         device="cpu",
         precision="fp32",  # the in-process references (tiny_encoder) are fp32
         models_dir=tmp_path / "models",
         indexes_dir=tmp_path / "indexes",
+        vector_backend=backend,
+        milvus_uri=str(tmp_path / "milvus" / "milvus.db"),
         max_client_batch_size=8,
         max_upsert_documents=20,
         max_top_k=10,

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
+from tests.api.conftest import BACKENDS
 
 DOCS = [
     {"id": "q1", "text": "a man plays a guitar", "metadata": {"lang": "en", "n": 1}},
@@ -14,6 +15,12 @@ DOCS = [
     {"id": "q3", "text": "a woman slices tomatoes", "metadata": {"lang": "fr", "n": 3}},
     {"id": "q4", "text": "children running on the beach", "metadata": {"lang": "fr", "n": 4}},
 ]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both vector backends."""
+    return str(request.param)
 
 
 def _create(client: TestClient, name: str = "faq", **extra: object) -> None:
@@ -87,8 +94,14 @@ def test_whitening_refit(client: TestClient) -> None:
     assert hits["hits"][0]["id"] == "q3"
 
 
-def test_index_types(client: TestClient) -> None:
-    for name, index in (("h", "hnsw"), ("ivf", "IVF2,Flat"), ("f", "HNSW16")):
+def test_index_types(client: TestClient, backend: str) -> None:
+    indexes = [("h", "hnsw"), ("f", "HNSW16")]
+    if backend == "faiss":
+        indexes.append(("ivf", "IVF2,Flat"))
+    else:
+        refused = client.post("/collections", json={"name": "ivf", "index": "IVF2,Flat"})
+        assert refused.status_code == 422 and "not available on the Milvus" in refused.text
+    for name, index in indexes:
         _create(client, name, index=index)
         hits = client.post(
             f"/collections/{name}/search", json={"query": "the dog eats food"}

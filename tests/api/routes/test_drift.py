@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from app.core.config import Settings
 from app.encoding.bert import BertEncoder
 from app.similarity.gaussian import Gaussian, gaussian_distances
+from tests.api.conftest import BACKENDS
 
 DOCS = [
     "a man plays a guitar",
@@ -19,6 +20,12 @@ DOCS = [
     "the horse rides in the park",
 ]
 OTHER = ["stocks fell sharply", "the bank raised rates", "a song on the radio", "food prices"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both vector backends."""
+    return str(request.param)
 
 
 def _collection(client: TestClient, name: str, texts: list[str]) -> None:
@@ -166,7 +173,12 @@ def test_whitening_drift_reading_is_reused_while_the_collection_keeps_changing(
     ],
 )
 def test_a_delete_racing_a_read_of_the_store_is_never_a_500(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, method: str, path: str, body: object
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+    method: str,
+    path: str,
+    body: object,
 ) -> None:
     import threading
 
@@ -177,7 +189,6 @@ def test_a_delete_racing_a_read_of_the_store_is_never_a_500(
     services.drift.whitening_refresh_s = 0.0
     _upsert(client, "faq", OTHER)  # the whitening-drift reading is taken anew
     collection = services.collections.get("faq")
-    store = collection.store
     raced = threading.Event()
 
     def racing(read):  # type: ignore[no-untyped-def]
@@ -192,8 +203,13 @@ def test_a_delete_racing_a_read_of_the_store_is_never_a_500(
 
         return wrapper
 
-    monkeypatch.setattr(store, "iter_vectors", racing(store.iter_vectors))
-    monkeypatch.setattr(store, "ids_by_seqs", racing(store.ids_by_seqs))
+    if backend == "faiss":  # the store's reads
+        store = collection.store
+        monkeypatch.setattr(store, "iter_vectors", racing(store.iter_vectors))
+        monkeypatch.setattr(store, "ids_by_seqs", racing(store.ids_by_seqs))
+    else:  # Milvus's reads of every row, and of ids
+        monkeypatch.setattr(collection, "_iter_rows", racing(collection._iter_rows))
+        monkeypatch.setattr(collection, "ids_of", racing(collection.ids_of))
     response = client.request(method, path, json=body)
     assert raced.is_set()
     assert response.status_code in (200, 404), response.text

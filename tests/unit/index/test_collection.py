@@ -240,3 +240,36 @@ def test_a_failed_registration_leaves_no_collection_behind_on_milvus(
     assert sorted(catalog.client.list_collections()) == sorted(bookkeeping)
     assert catalog.names() == []
     catalog.close()
+
+
+@pytest.mark.parametrize("catalog", ["milvus"], indirect=True)
+def test_a_refit_keeps_what_other_replicas_write_meanwhile_on_milvus(
+    catalog: CollectionCatalog, make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica A refits while replica B (its own instance, still on the old physical
+    collection) writes: what B wrote before the switch is caught up; a write after it is refused
+    with ``ConflictError`` (B's client retries, on the new collection)."""
+    from app.index import milvus
+
+    a = make()
+    documents, raw = _documents(12)
+    a.upsert(documents[:10], raw[:10])
+    b = catalog.open("faq", _no_named_transform)
+    register = milvus.register
+
+    def b_writes_first(*args: Any) -> None:  # between A's copy and A's switch
+        b.upsert(documents[10:11], raw[10:11])
+        b.delete("d0")
+        register(*args)
+
+    monkeypatch.setattr(milvus, "register", b_writes_first)
+    a.retransform(Whitening(3, model="m", pooling="mean").fit(raw), {})
+    monkeypatch.undo()
+    assert a.get("d10") is not None and a.get("d0") is None and a.count() == 10
+    with pytest.raises(ConflictError, match="retry"):
+        b.upsert(documents[11:12], raw[11:12])  # B has not seen the switch yet
+    again = catalog.open("faq", _no_named_transform)  # B's retry, after re-reading
+    again.upsert(documents[11:12], raw[11:12])
+    assert a.get("d11") is not None and a.count() == 11
+    space = _unit(a.prepare(raw[11:12]))
+    assert a.search(raw[11:12], 1)[0][0].id == "d11" and space.shape == (1, 3)

@@ -14,6 +14,7 @@ from app.encoding.bert import BertEncoder
 from app.index.collection import INDEX_FILE
 from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
+from app.index.base import CollectionCatalog
 from app.index.catalog import FolderCatalog
 from app.services.collections import CollectionService, EncoderInfo
 from app.services.limits import Limits
@@ -34,14 +35,13 @@ SENTENCES = [
 class Harness:
     """A CollectionService over the tiny encoder on its own event loop."""
 
-    def __init__(self, root: Path, encoder: BertEncoder) -> None:
+    def __init__(self, root: Path | CollectionCatalog, encoder: BertEncoder) -> None:
         self.loop = asyncio.new_event_loop()
         self.batcher = MicroBatcher(encoder.encode_with_lengths, max_wait_ms=1)
         self.loop.run_until_complete(self._start())
         info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
-        self.service = CollectionService(
-            FolderCatalog(root), self.batcher, info, Limits(max_top_k=20)
-        )
+        catalog = FolderCatalog(root) if isinstance(root, Path) else root
+        self.service = CollectionService(catalog, self.batcher, info, Limits(max_top_k=20))
         self.service.open_all()
         self.search = SearchService(self.service, self.batcher, Limits(max_top_k=20))
 
@@ -238,3 +238,32 @@ def test_a_deleted_collection_refuses_every_operation(harness: Harness) -> None:
     ):
         with pytest.raises(NotFoundError, match="was deleted"):
             call()
+
+
+def test_replicas_on_one_milvus_see_each_others_changes_at_once(
+    tmp_path: Path, tiny_encoder: BertEncoder
+) -> None:
+    """Two services on one Milvus registry, as two replicas behind a load balancer: nothing
+    either caches may go stale (the registry is read on every access)."""
+    pytest.importorskip("pymilvus", reason="the milvus extra: pip install sentsim[milvus]")
+    from app.index.milvus import MilvusCatalog
+
+    catalog = MilvusCatalog(str(tmp_path / "milvus.db"))  # one connection, two services
+    a, b = Harness(catalog, tiny_encoder), Harness(catalog, tiny_encoder)
+    try:
+        ids = _fill(a)
+        assert b.service.info("c")["count"] == len(ids)  # created and written on a
+        assert _top_ids(b, "c", [SENTENCES[2]]) == _top_ids(a, "c", [SENTENCES[2]])
+        info = b.run(b.service.refit_whitening("c", n_components=4))  # refitted on b
+        assert info["dimension"] == 4
+        assert a.service.get("c").vector_dimension == 4  # a reloaded it, whitening included
+        assert _top_ids(a, "c", [SENTENCES[5]], k=8) == _top_ids(b, "c", [SENTENCES[5]], k=8)
+        a.service.delete("c")
+        with pytest.raises(NotFoundError):
+            b.service.get("c")
+        assert b.service.list_collections() == []
+        a.service.create("c", "hnsw")  # re-created under the same name: b sees the new one
+        assert b.service.info("c")["count"] == 0 and b.service.info("c")["index"] == "hnsw"
+    finally:
+        b.crash()  # the shared catalog is closed once, by a
+        a.close()
