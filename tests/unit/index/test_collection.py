@@ -49,7 +49,7 @@ def make(catalog: CollectionCatalog) -> Make:
     return build
 
 
-def _no_named_transform(meta: Mapping[str, Any]) -> None:
+def _no_named_transform(_meta: Mapping[str, Any]) -> None:
     return None
 
 
@@ -208,9 +208,7 @@ def test_a_taken_name_is_a_conflict(catalog: CollectionCatalog, make: Make) -> N
 
 
 @pytest.mark.parametrize("catalog", ["milvus"], indirect=True)
-def test_another_instance_sees_the_writes_on_milvus(
-    catalog: CollectionCatalog, make: Make
-) -> None:
+def test_another_instance_sees_the_writes_on_milvus(catalog: CollectionCatalog, make: Make) -> None:
     first = make()
     documents, raw = _documents(4)
     first.upsert(documents, raw)

@@ -11,11 +11,11 @@ import pytest
 
 from app.core.errors import ConflictError, InputValidationError, NotFoundError, NotReadyError
 from app.encoding.bert import BertEncoder
+from app.index.base import CollectionCatalog
+from app.index.catalog import FolderCatalog
 from app.index.collection import INDEX_FILE
 from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
-from app.index.base import CollectionCatalog
-from app.index.catalog import FolderCatalog
 from app.services.collections import CollectionService, EncoderInfo
 from app.services.limits import Limits
 from app.services.search import SearchService
