@@ -380,6 +380,15 @@ def serve(
     device: DeviceOpt = None,
     models_dir: Annotated[Path | None, typer.Option(help="Fitted transforms.")] = None,
     indexes_dir: Annotated[Path | None, typer.Option(help="Collections (read-write).")] = None,
+    vector_backend: Annotated[
+        str | None, typer.Option(help="Where collections live: faiss (default) or milvus.")
+    ] = None,
+    milvus_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="Milvus Lite file (one process) or server URL, for --vector-backend milvus."
+        ),
+    ] = None,
     generator: Annotated[
         str | None, typer.Option(help="SimBERT checkpoint for /paraphrase.")
     ] = None,
@@ -398,6 +407,8 @@ def serve(
             "device": device,
             "models_dir": models_dir,
             "indexes_dir": indexes_dir,
+            "vector_backend": vector_backend,
+            "milvus_uri": milvus_uri,
             "generator": generator,
         }
         settings = get_settings().model_copy(

@@ -224,6 +224,7 @@ class MilvusCollection(CollectionBase):
         if found is None:
             raise NotFoundError(f"collection {name!r} does not exist")
         physical, meta = found
+        client.load_collection(physical)  # Milvus releases collections when it restarts
         if transform is None and meta.get("whitening_blob"):
             data = load_blob(client, meta["whitening_blob"])
             if data is None:

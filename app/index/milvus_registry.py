@@ -29,8 +29,10 @@ _CHUNK = 45_000
 def _ensure(
     client: MilvusClient, name: str, fields: list[tuple[str, DataType, dict[str, Any]]]
 ) -> None:
-    """Create a bookkeeping collection if missing (with the vector field Milvus requires)."""
+    """Create a bookkeeping collection if missing (with the vector field Milvus requires),
+    and load it (Milvus releases collections when it restarts)."""
     if client.has_collection(name):
+        client.load_collection(name)
         return
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     for field, kind, options in fields:
