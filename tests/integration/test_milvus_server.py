@@ -84,14 +84,12 @@ def _read(uri: str, query: np.ndarray) -> dict[str, object]:
 
 
 def test_a_second_process_sees_every_write(uri: str) -> None:
-    from pymilvus import MilvusClient
-
-    from app.index.milvus import MilvusCollection
+    from app.index.milvus import MilvusCatalog
 
     raw = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
-    writer = MilvusCollection.create(
-        MilvusClient(uri=uri), {"name": "faq", "index": "flat", "dimension": 4}
-    )
+    catalog = MilvusCatalog(uri)
+    catalog.start()
+    writer = catalog.create({"name": "faq", "index": "flat", "dimension": 4}, None)
     writer.upsert([Document(f"d{i}", f"text {i}") for i in range(10)], raw)
     unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
     expected = [f"d{i}" for i in np.argsort(-(unit @ unit[5]))[:3]]
@@ -102,3 +100,63 @@ def test_a_second_process_sees_every_write(uri: str) -> None:
     seen = _read(uri, raw[5])
     assert seen["count"] == 9 and seen["d2"] == "replaced"
     assert "d5" not in seen["hits"]  # type: ignore[operator]
+
+
+def test_two_sentsim_replicas_share_every_collection(
+    uri: str, tmp_path: Path, tiny_bert_dir: Path
+) -> None:
+    """Two ``sentsim serve`` processes on one Milvus, as behind a load balancer: whatever one
+    does (create, write, refit, delete, then die by SIGKILL) the other sees on its next
+    request, with no restart and nothing to invalidate."""
+    import os
+    import signal
+    from contextlib import ExitStack
+
+    import httpx
+
+    from tests.integration.server import server
+
+    env = {"SENTSIM_VECTOR_BACKEND": "milvus", "SENTSIM_MILVUS_URI": uri}
+    flags = ("--model", str(tiny_bert_dir), "--precision", "fp32", "--generator", "none")
+    docs = [
+        {"id": f"d{i}", "text": t, "metadata": {"topic": i % 2}}
+        for i, t in enumerate(
+            [
+                "a man plays a guitar",
+                "the dog eats food",
+                "a woman slices tomatoes",
+                "children run on the beach",
+                "a cat sleeps",
+                "stocks fell sharply",
+            ]
+        )
+    ]
+    query = {"query": "a man is playing music", "top_k": 6, "filter": {"topic": 0}}
+    with ExitStack() as stack:
+        (a_process, a_url), (_, b_url) = (
+            stack.enter_context(server(tmp_path / name, *flags, env=env)) for name in "ab"
+        )
+        a = stack.enter_context(httpx.Client(base_url=a_url, timeout=60))
+        b = stack.enter_context(httpx.Client(base_url=b_url, timeout=60))
+        assert a.post("/collections", json={"name": "faq"}).status_code == 201
+        assert b.post("/collections", json={"name": "faq"}).status_code == 409
+        assert a.post("/collections/faq/documents", json={"documents": docs}).status_code == 200
+        assert b.get("/collections/faq").json()["count"] == 6
+        assert (
+            b.post("/collections/faq/search", json=query).json()
+            == a.post("/collections/faq/search", json=query).json()
+        )
+        refit = b.post("/collections/faq/whitening", json={"k": 4})
+        assert refit.status_code == 200 and refit.json()["dimension"] == 4
+        assert a.get("/collections/faq").json()["dimension"] == 4  # a uses b's whitening
+        assert (
+            b.post("/collections/faq/search", json=query).json()
+            == a.post("/collections/faq/search", json=query).json()
+        )
+        late = {"id": "late", "text": "written by a just before it dies"}
+        assert a.post("/collections/faq/documents", json={"documents": [late]}).status_code == 200
+        os.kill(a_process.pid, signal.SIGKILL)
+        a_process.wait(30)
+        assert b.get("/collections/faq/documents/late").json()["text"] == late["text"]
+        assert b.delete("/collections/faq").status_code == 204
+        assert b.get("/collections").json()["collections"] == []
