@@ -6,12 +6,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-COPY requirements.lock ./
+# requirements-milvus.lock adds the Milvus client (the compose file's milvus profile).
+ARG REQUIREMENTS=requirements.lock
+COPY requirements.lock requirements-milvus.lock ./
 # torch first, from PyTorch's CPU wheel index (2.13.0+cpu: no CUDA download); the lock's
 # torch==2.13.0 is then already satisfied. Then the optional InfoMap extra (GPL-3.0-or-later),
 # pinned as in requirements-dev.lock.
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install --no-cache-dir -r requirements.lock \
+    && pip install --no-cache-dir -r "${REQUIREMENTS}" \
     && pip install --no-cache-dir infomap==2.16.0
 COPY pyproject.toml README.md ./
 COPY app ./app
