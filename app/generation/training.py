@@ -7,22 +7,26 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from app.core.errors import EmptyInputError, InputValidationError
 from app.encoding.registry import CHECKSUMS_FILE, write_checksums
 from app.generation.simbert import SimBertModel
+from app.training.loop import (
+    has_checkpoint,
+    linear_schedule,
+    load_optimizer,
+    save_optimizer,
+    seeded_batches,
+)
 
 CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "trainer_state.json"
-OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 @dataclass(frozen=True)
@@ -64,29 +68,6 @@ class TrainReport:
     retrieval_losses: list[float] = field(default_factory=list)
 
 
-def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / max(1, config.warmup_steps)
-        remaining = config.max_steps - step
-        return max(0.0, remaining / max(1, config.max_steps - config.warmup_steps))
-
-    return factor
-
-
-def _batches(pairs: Sequence[tuple[str, str]], config: TrainConfig, start_step: int):  # type: ignore[no-untyped-def]
-    """Yield (step, batch) from a seeded order of epochs, skipping to ``start_step``."""
-    per_epoch = max(1, len(pairs) // config.batch_size)
-    step = start_step
-    while True:
-        epoch, offset = divmod(step, per_epoch)
-        order = np.random.default_rng(config.seed + epoch).permutation(len(pairs))
-        for i in range(offset, per_epoch):
-            rows = order[i * config.batch_size : (i + 1) * config.batch_size]
-            yield step, [pairs[j] for j in rows]
-            step += 1
-
-
 def _save_checkpoint(
     simbert: SimBertModel,
     optimizer: torch.optim.Optimizer,
@@ -96,25 +77,7 @@ def _save_checkpoint(
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     simbert.save(folder)
-    state = optimizer.state_dict()
-    tensors = {
-        f"{index}.{name}": value.detach().cpu().contiguous()
-        for index, slots in state["state"].items()
-        for name, value in slots.items()
-    }
-    save_file(tensors, str(folder / OPTIMIZER_FILE))  # optimizer state as safetensors, no pickle
-    meta = {"step": step, "param_groups": state["param_groups"], "report": asdict(report)}
-    (folder / STATE_FILE).write_text(json.dumps(meta), "utf-8")
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> dict[str, object]:
-    meta = json.loads((folder / STATE_FILE).read_text("utf-8"))
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in load_file(str(folder / OPTIMIZER_FILE)).items():
-        index, name = key.split(".", 1)
-        slots.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
-    return dict(meta)
+    save_optimizer(optimizer, folder, {"step": step, "report": asdict(report)})
 
 
 def train_simbert(
@@ -158,7 +121,7 @@ def train_simbert(
         raise InputValidationError(f"precision {config.precision!r}: choose fp32 or bf16")
     output = Path(output)
     checkpoint = output / CHECKPOINT_DIR
-    if resume and not (checkpoint / STATE_FILE).is_file():
+    if resume and not has_checkpoint(checkpoint):
         raise InputValidationError(f"nothing to resume: {checkpoint} has no checkpoint")
     random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -177,11 +140,11 @@ def train_simbert(
     )
     start, report = 0, TrainReport(steps=0, seconds=0.0)
     if resume:
-        meta = _load_optimizer(optimizer, checkpoint)
-        start = int(meta["step"])  # type: ignore[call-overload]
-        report = TrainReport(**meta["report"])  # type: ignore[arg-type]
+        meta = load_optimizer(optimizer, checkpoint)
+        start = int(meta["step"])
+        report = TrainReport(**meta["report"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(config), last_epoch=start - 1
+        optimizer, linear_schedule(config.warmup_steps, config.max_steps), last_epoch=start - 1
     )
     autocast = torch.autocast(
         device_type=simbert.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
@@ -190,7 +153,7 @@ def train_simbert(
     window: list[tuple[float, float]] = []
     bar = tqdm(total=config.max_steps, initial=start, desc="SimBERT", disable=not show_progress_bar)
     model.train()
-    for step, batch in _batches(pairs, config, start):
+    for step, batch in seeded_batches(pairs, config.batch_size, config.seed, start):
         if step >= config.max_steps:
             break
         with autocast:

@@ -1,17 +1,25 @@
-"""MilvusCollection: a ``VectorCollection`` kept in Milvus (a Milvus Lite file or a server).
+"""The ``milvus`` backend: ``MilvusCollection`` (a ``VectorCollection``) and ``MilvusCatalog``
+(a ``CollectionCatalog``), in a Milvus Lite file or on a Milvus server.
 
 Every collection is one Milvus collection ("physical", ``sentsim_<name>_<id>``) holding, per
 document: ``seq`` (INT64 primary key, random 63 bits: replicas assign keys without a shared
 counter), ``doc_id``, ``text``, ``metadata`` (JSON), ``raw`` (the encoder's float32 vector,
 for refits and reranks) and ``vector`` (the prepared one, indexed by inner product = cosine).
-A registry collection, ``sentsim_registry``, maps each name to its ``meta`` and its physical
-collection, so that any process connected to the same Milvus sees the same collections.
-Reads and writes are at Strong consistency (a process reads its own writes at once).
+The registry (``app.index.milvus_registry``) maps each name to its ``meta`` and its physical
+collection, so that any process connected to the same Milvus sees the same collections. Reads
+and writes are at Strong consistency (a write is seen by the next read, in any process).
 
 Crash-safety without transactions: a replaced document's new row is written before its old
 row is deleted (a crash in between leaves both; ``get`` then answers the newest); a refit
 builds a new physical collection and switches the registry to it (the switch point), then
 drops the old one.
+
+Several replicas on one server (stateless API processes): the service re-reads a collection's
+registry row on every access (``CollectionService``), so a create, refit or delete by another
+replica is seen by the next request. What a refit could lose — a write another replica makes to
+the old physical collection while it is copied — is caught up after the switch, and a write
+that lands on the old collection after the catch-up is refused with ``ConflictError`` (409:
+the client retries, and the retry reaches the new collection).
 
 Metadata filters become Milvus boolean expressions with keys and string values escaped as JSON
 string literals. Milvus compares JSON numbers and booleans alike (``== 1`` also matches
@@ -204,9 +212,13 @@ class MilvusCollection(CollectionBase):
             made._make_physical(made.physical, made.vector_dimension)
             try:
                 register(client, name, made.physical, made.meta)
+                winner = lookup(client, name)
             except BaseException:
                 client.drop_collection(made.physical)  # no orphan left behind
                 raise
+            if winner is None or winner[0] != made.physical:  # another replica's create won
+                client.drop_collection(made.physical)
+                raise ConflictError(f"collection {name!r} already exists")
         except MilvusException as exc:
             raise _storage_error(f"creating collection {name!r}", exc) from None
         return made

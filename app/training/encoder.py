@@ -1,0 +1,272 @@
+"""Fine-tuning a sentence encoder on a user's pairs: AM-Softmax over positive pairs, CoSENT over
+graded ones (``app.training.losses``), AdamW with warm-up, resumable safetensors checkpoints.
+The output folder is a Hugging Face checkpoint that ``BertEncoder`` (so ``sentsim serve
+--model``) and sentence-transformers load."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from app.core.errors import EmptyInputError, InputValidationError
+from app.encoding.bert import BertEncoder
+from app.encoding.pooling import needs_hidden_states, pool
+from app.training.loop import (
+    has_checkpoint,
+    linear_schedule,
+    load_optimizer,
+    save_optimizer,
+    seeded_batches,
+)
+from app.training.losses import am_softmax_loss, cosent_loss
+
+LOSSES = ("am-softmax", "cosent")
+CHECKPOINT_DIR = "checkpoint"
+TRAINING_RECORD = "training.json"
+#: sentence-transformers' pooling modes for the poolings it has (others: no ST config).
+_ST_POOLING = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token"}
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig:
+    """Knobs of ``train_encoder``.
+
+    Attributes:
+        loss: ``am-softmax`` (positive pairs, in-batch negatives) or ``cosent`` (scored pairs).
+        margin: AM-Softmax's m (cosine units).
+        scale: The loss's scale: AM-Softmax's s (30), CoSENT's lambda (20); ``None``: those.
+        epochs: Passes over the pairs (the last incomplete batch of each is dropped).
+        batch_size: Pairs per step.
+        lr: AdamW's peak learning rate.
+        warmup_steps: Linear warm-up steps, then linear decay to 0 at the last step.
+        weight_decay: AdamW's decoupled weight decay (not on biases and LayerNorm).
+        max_grad_norm: Gradient clipping.
+        seed: Seeds the data order (and dropout).
+        checkpoint_every: Steps between resumable checkpoints.
+        precision: ``fp32`` or ``bf16`` (autocast).
+        max_length: Tokens per sentence; ``None``: the base model's ``max_seq_length``.
+    """
+
+    loss: str = "am-softmax"
+    margin: float = 0.35
+    scale: float | None = None
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 2e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    precision: str = "fp32"
+    max_length: int | None = None
+
+    @property
+    def loss_scale(self) -> float:
+        """The scale in use: ``scale``, else 30 (AM-Softmax) or 20 (CoSENT)."""
+        if self.scale is not None:
+            return self.scale
+        return 30.0 if self.loss == "am-softmax" else 20.0
+
+
+@dataclass
+class EncoderTrainReport:
+    """Where training got to: steps, seconds, and the loss curve (means over windows of 20
+    steps)."""
+
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+
+def _check(examples: Sequence[tuple[str, str, float]], config: EncoderTrainConfig) -> None:
+    if config.loss not in LOSSES:
+        raise InputValidationError(f"loss {config.loss!r}: choose {' or '.join(LOSSES)}")
+    if config.precision not in ("fp32", "bf16"):
+        raise InputValidationError(f"precision {config.precision!r}: choose fp32 or bf16")
+    if config.batch_size < 2:
+        raise InputValidationError("batch_size must be at least 2 (in-batch negatives, ranks)")
+    if len(examples) < config.batch_size:
+        raise EmptyInputError(
+            f"{len(examples)} pairs; at least one batch of {config.batch_size} needed"
+        )
+    if config.loss == "cosent" and len({e[2] for e in examples}) < 2:
+        raise InputValidationError(
+            "CoSENT ranks pairs by their scores, and every pair has the same score; "
+            "use --loss am-softmax for positive pairs"
+        )
+
+
+class _Trainee:
+    """The model being trained: tokenizer, transformer and pooling, differentiable."""
+
+    def __init__(self, encoder: BertEncoder, max_length: int) -> None:
+        self.encoder = encoder
+        self.model = encoder.model
+        self.max_length = max_length
+
+    def embed(self, sentences: list[str]) -> torch.Tensor:
+        """Float tensor (n, d): the pooled vectors, with gradients."""
+        batch = self.encoder.tokenizer(
+            sentences,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.encoder.device)
+        hidden = needs_hidden_states(self.encoder.pooling)
+        out = self.model(**batch, output_hidden_states=hidden)
+        states = out.hidden_states if hidden else None
+        return pool(self.encoder.pooling, batch["attention_mask"], out.last_hidden_state, states)
+
+    def save(self, folder: Path) -> None:
+        """A Hugging Face checkpoint (safetensors) with the sentence-transformers files
+        (``sentence_bert_config.json``; ``modules.json`` and the pooling config where ST has
+        the pooling)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder, safe_serialization=True)  # type: ignore[operator]
+        self.encoder.tokenizer.save_pretrained(folder)
+        config = {"max_seq_length": self.max_length, "do_lower_case": False}
+        (folder / "sentence_bert_config.json").write_text(json.dumps(config, indent=2), "utf-8")
+        mode = _ST_POOLING.get(self.encoder.pooling)
+        if mode is None:
+            return
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {
+                "idx": 1,
+                "name": "1",
+                "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling",
+            },
+        ]
+        (folder / "modules.json").write_text(json.dumps(modules, indent=2), "utf-8")
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        pooling: dict[str, Any] = {"word_embedding_dimension": self.encoder.dimension, mode: True}
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2), "utf-8")
+
+
+def train_encoder(
+    examples: Sequence[tuple[str, str, float]],
+    base: str,
+    output: str | Path,
+    config: EncoderTrainConfig = EncoderTrainConfig(),  # noqa: B008 (frozen dataclass)
+    *,
+    pooling: str = "mean",
+    resume: bool = False,
+    device: str | None = None,
+    show_progress_bar: bool = False,
+) -> EncoderTrainReport:
+    """Fine-tune a BERT-family encoder on sentence pairs and save it to ``output``.
+
+    AM-Softmax (``am_softmax_loss``) treats every pair as positive, its batch-mates as
+    negatives; CoSENT (``cosent_loss``) ranks pairs by their scores. Every
+    ``checkpoint_every`` steps the model and AdamW's state go to ``output/checkpoint``;
+    ``resume`` continues from there with the same data order.
+
+    Args:
+        examples: ``(sentence1, sentence2, score)``; the score counts for CoSENT only.
+        base: The starting checkpoint (bundled name, local folder or Hub id).
+        output: Folder of the trained encoder (``models/NAME``).
+        config: The knobs.
+        pooling: The pooling trained and served (``BertEncoder``'s).
+        resume: Continue from ``output/checkpoint``.
+        device: ``cpu``, ``cuda``...; ``None``: a GPU when present.
+        show_progress_bar: tqdm with the loss.
+
+    Returns:
+        The report (steps, seconds, loss curve); also written to ``output/training.json``.
+
+    Raises:
+        InputValidationError: Unknown loss or precision, constant scores for CoSENT, resume
+            without a checkpoint, or a diverged (non-finite) loss.
+        EmptyInputError: Fewer pairs than one batch.
+        ModelLoadError: The base cannot be loaded.
+    """
+    _check(examples, config)
+    output = Path(output)
+    checkpoint = output / CHECKPOINT_DIR
+    if resume and not has_checkpoint(checkpoint):
+        raise InputValidationError(f"nothing to resume: {checkpoint} has no checkpoint")
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    encoder = BertEncoder(
+        str(checkpoint) if resume else base, pooling=pooling, precision="fp32", device=device
+    )
+    trainee = _Trainee(encoder, config.max_length or encoder.max_seq_length)
+    model = trainee.model
+    max_steps = config.epochs * (len(examples) // config.batch_size)
+    decay = [p for p in model.parameters() if p.ndim > 1]  # not biases and LayerNorm
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
+    start, report = 0, EncoderTrainReport(steps=0, seconds=0.0)
+    if resume:
+        meta = load_optimizer(optimizer, checkpoint)
+        start, report = int(meta["step"]), EncoderTrainReport(**meta["report"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_schedule(config.warmup_steps, max_steps), last_epoch=start - 1
+    )
+    autocast = torch.autocast(
+        device_type=encoder.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
+    )
+    began = time.perf_counter() - report.seconds
+    window: list[float] = []
+    bar = tqdm(total=max_steps, initial=start, desc=config.loss, disable=not show_progress_bar)
+    model.train()
+    for step, batch in seeded_batches(examples, config.batch_size, config.seed, start):
+        if step >= max_steps:
+            break
+        with autocast:
+            first = trainee.embed([e[0] for e in batch])
+            second = trainee.embed([e[1] for e in batch])
+            if config.loss == "am-softmax":
+                loss = am_softmax_loss(first, second, config.margin, config.loss_scale)
+            else:
+                labels = torch.tensor([e[2] for e in batch], device=first.device)
+                loss = cosent_loss(first, second, labels, config.loss_scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]  # torch stub gap
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        window.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{window[-1]:.4f}")
+        done = step + 1
+        if len(window) == 20 or done == max_steps:
+            report.losses.append(float(np.mean(window)))
+            window.clear()
+        report.steps, report.seconds = done, time.perf_counter() - began
+        if not math.isfinite(report.losses[-1] if report.losses else 0.0):
+            raise InputValidationError("training diverged (non-finite loss); lower --lr")
+        if done % config.checkpoint_every == 0 or done == max_steps:
+            trainee.save(checkpoint)
+            save_optimizer(optimizer, checkpoint, {"step": done, "report": asdict(report)})
+    bar.close()
+    model.eval()
+    trainee.save(output)
+    record = {
+        "base": base,
+        "pooling": pooling,
+        "config": asdict(config),
+        "report": asdict(report),
+        "pairs": len(examples),
+    }
+    (output / TRAINING_RECORD).write_text(json.dumps(record, indent=2), "utf-8")
+    return report
