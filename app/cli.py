@@ -258,6 +258,94 @@ def train_simbert_command(
     )
 
 
+@app.command("train-encoder")
+def train_encoder_command(
+    pairs: Annotated[Path, typer.Option(help="sentence1<TAB>sentence2<TAB>score pairs (TSV).")],
+    output: Annotated[Path, typer.Option(help="Folder of the trained encoder: models/NAME.")],
+    base: ModelOpt = None,
+    loss: Annotated[
+        str, typer.Option(help="am-softmax (positive pairs) | cosent (graded scores).")
+    ] = "am-softmax",
+    margin: Annotated[float, typer.Option(min=0.0, help="AM-Softmax's margin m.")] = 0.35,
+    scale: Annotated[
+        float | None, typer.Option(min=0.0, help="Loss scale (AM-Softmax s=30, CoSENT 20).")
+    ] = None,
+    min_score: Annotated[
+        float | None, typer.Option(help="am-softmax: keep only pairs scoring at least this.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the pairs.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW peak learning rate.")] = 2e-5,
+    warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 100,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
+    max_length: Annotated[
+        int | None, typer.Option(min=4, help="Tokens per sentence (default: the model's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the data order and dropout.")] = 0,
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast).")] = "fp32",
+    pooling: PoolingOpt = None,
+    dev: Annotated[
+        Path | None,
+        typer.Option(help="Dev pairs scored before and after: Spearman (cosent), recall@1."),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    device: DeviceOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Fine-tune the encoder on your pairs (AM-Softmax or CoSENT); serve it with --model OUTPUT."""
+    from app.encoding.bert import BertEncoder
+    from app.services.evaluation import dev_score
+    from app.training.encoder import EncoderTrainConfig, train_encoder
+
+    with _domain_errors():
+        config = EncoderTrainConfig(
+            loss=loss,
+            margin=margin,
+            scale=scale,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            warmup_steps=warmup_steps,
+            checkpoint_every=checkpoint_every,
+            max_length=max_length,
+            seed=seed,
+            precision=precision,
+        )
+        data = read_sts(pairs)
+        examples = [
+            (a, b, score)
+            for a, b, score in zip(data.sentences1, data.sentences2, data.scores, strict=True)
+            if min_score is None or score >= min_score
+        ]
+        model = resolve_model(base or get_settings().model).path
+        pooling = pooling or get_settings().pooling
+        dev_pairs = read_sts(dev) if dev is not None else None
+        metric = "spearman" if loss == "cosent" else "recall@1"
+
+        def score(path: str) -> float:
+            assert dev_pairs is not None
+            return dev_score(BertEncoder(path, pooling=pooling, device=device), dev_pairs, metric)
+
+        before = score(model) if dev_pairs is not None else None
+        report = train_encoder(
+            examples,
+            model,
+            output,
+            config,
+            pooling=pooling,
+            resume=resume,
+            device=device,
+            show_progress_bar=progress,
+        )
+        after = score(str(output)) if dev_pairs is not None else None
+    typer.echo(
+        f"trained {report.steps} steps in {report.seconds:.0f} s: {loss} loss "
+        f"{report.losses[0]:.4f} -> {report.losses[-1]:.4f}; saved to {output}"
+    )
+    if before is not None and after is not None:
+        typer.echo(f"dev {metric} x100: {before:.2f} before, {after:.2f} after")
+
+
 def _row_name(r: StsResult) -> str:
     """A grid row as one line: precision, method, pooling, transform (and its fit corpus)."""
     fit = f" fit {Path(r.fit_on).name}" if r.fit_on and r.fit_on != "evaluated" else ""

@@ -13,6 +13,7 @@ from app.core.datasets import StsPairs
 from app.core.errors import InputValidationError
 from app.core.types import Embeddings
 from app.encoding.base import Encoder
+from app.evaluation.retrieval import partner_recall_at_1
 from app.evaluation.sts import spearman_x100
 from app.services.encoders import EncoderOptions, encode_unique, load_encoder
 from app.similarity.metrics import pairwise_cos_sim
@@ -249,3 +250,30 @@ def evaluate_sts_grid(
             )
         results += [evaluate_transport(base, pairs, m) for m in transport]
     return results
+
+
+#: What ``dev_score`` measures: Spearman x100 of cosine against graded scores, or recall@1 x100
+#: of each sentence's partner among all the pairs' sentences (positive pairs).
+DEV_METRICS = ("spearman", "recall@1")
+
+
+def dev_score(encoder: Encoder, pairs: StsPairs, metric: str) -> float:
+    """One number for an encoder on a dev set (higher is better), in [-100, 100] / [0, 100].
+
+    Args:
+        encoder: The encoder (its pooling and precision as loaded).
+        pairs: The dev pairs.
+        metric: ``spearman`` (``spearman_x100`` of cosine against the scores) or ``recall@1``
+            (``partner_recall_at_1`` x 100; the scores are not used).
+
+    Raises:
+        InputValidationError: Unknown metric.
+    """
+    if metric == "spearman":
+        n = len(pairs)
+        vectors = encode_unique(encoder, pairs.sentences, False)
+        return spearman_x100(pairwise_cos_sim(vectors[:n], vectors[n:]), pairs.scores)
+    if metric == "recall@1":
+        couples = list(zip(pairs.sentences1, pairs.sentences2, strict=True))
+        return 100 * partner_recall_at_1(couples, lambda s: encode_unique(encoder, s, False))
+    raise InputValidationError(f"metric {metric!r}: choose {' or '.join(DEV_METRICS)}")

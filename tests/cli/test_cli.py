@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -347,3 +348,27 @@ def test_eval_sts_plots_a_2x3_grid(tiny_bert_dir: Path, tmp_path: Path) -> None:
         image = matplotlib.image.imread(path)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0  # drawn, not blank
     assert "wrote 7 plots" in result.stdout
+
+
+@pytest.mark.parametrize(("loss", "metric"), [("cosent", "spearman"), ("am-softmax", "recall@1")])
+def test_train_encoder_scores_the_dev_set_before_and_after(
+    tiny_bert_dir: Path, tmp_path: Path, loss: str, metric: str
+) -> None:
+    from app.core.datasets import read_sts
+    from app.encoding.bert import BertEncoder
+    from app.services.evaluation import dev_score
+
+    output = tmp_path / "models" / "mine"
+    args = ["train-encoder", "--pairs", str(STS_SAMPLE), "--output", str(output)]
+    args += ["--base", str(tiny_bert_dir), "--loss", loss, "--batch-size", "16", "--lr", "1e-3"]
+    args += ["--warmup-steps", "2", "--max-length", "24", "--dev", str(STS_SAMPLE)]
+    result = runner.invoke(app, [*args, "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith(f"dev {metric}"))
+    before, after = (float(w) for w in re.findall(r"-?\d+\.\d+", line))
+    pairs = read_sts(STS_SAMPLE)
+    assert before == pytest.approx(
+        dev_score(BertEncoder(str(tiny_bert_dir)), pairs, metric), abs=0.01
+    )
+    assert after == pytest.approx(dev_score(BertEncoder(str(output)), pairs, metric), abs=0.01)
+    assert json.loads((output / "training.json").read_text())["config"]["loss"] == loss
