@@ -56,6 +56,8 @@ PickleOpt = Annotated[
     bool, typer.Option(help="Also load pickle-based weights (pytorch_model.bin): trusted only.")
 ]
 ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+TrainPrecisionOpt = Annotated[str, typer.Option(help="fp32 | bf16 (autocast).")]
+ResumeOpt = Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")]
 
 
 @contextmanager
@@ -221,8 +223,8 @@ def train_simbert_command(
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 200,
     max_length: Annotated[int, typer.Option(min=4, help="Tokens per sentence.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
-    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast).")] = "fp32",
-    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    precision: TrainPrecisionOpt = "fp32",
+    resume: ResumeOpt = False,
     device: DeviceOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
@@ -282,13 +284,13 @@ def train_encoder_command(
         int | None, typer.Option(min=4, help="Tokens per sentence (default: the model's).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data order and dropout.")] = 0,
-    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast).")] = "fp32",
+    precision: TrainPrecisionOpt = "fp32",
     pooling: PoolingOpt = None,
     dev: Annotated[
         Path | None,
         typer.Option(help="Dev pairs scored before and after: Spearman (cosent), recall@1."),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    resume: ResumeOpt = False,
     device: DeviceOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
