@@ -10,7 +10,7 @@ gradient clipping (1.0) and seed:
 
 Every model (the base included) is scored by the same code (``app.services.evaluation
 .dev_score`` over ``BertEncoder``): STS-B test Spearman x100 and quora-para dev recall@1 x100
-(each dev question's partner among all 10,882 dev questions). Prints a table, writes JSON.
+(each dev question's partner among all 10,848 dev questions). Prints a table, writes JSON.
 
     python benchmarks/finetune.py [--tasks cosent am-softmax] [--epochs 4] [--batch-size 32]
         [--lr 2e-5] [--train-pairs 20000] [--seed 0] [--device cpu]
@@ -62,6 +62,8 @@ def train_sentsim(
     steps = args.epochs * (len(examples) // args.batch_size)
     config = EncoderTrainConfig(
         loss=task,
+        margin=args.margin,
+        scale=args.scale if task == "am-softmax" else None,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -136,6 +138,8 @@ def main() -> None:
     parser.add_argument(
         "--train-pairs", type=int, default=20_000, help="the first N training pairs of each task"
     )
+    parser.add_argument("--margin", type=float, default=0.35, help="AM-Softmax's m")
+    parser.add_argument("--scale", type=float, default=30.0, help="AM-Softmax's s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda; default: GPU if any")
     parser.add_argument("--keep", type=Path, default=None, help="keep the trained models here")
@@ -168,7 +172,8 @@ def main() -> None:
 
     print(
         f"\nall-MiniLM-L6-v2, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, "
-        f"seed {args.seed}, device {args.device or 'auto'}, {os.cpu_count()} cores"
+        f"seed {args.seed}, AM-Softmax m {args.margin} s {args.scale}, "
+        f"device {args.device or 'auto'}, {os.cpu_count()} cores"
     )
     print(f"{'task':11s} {'trainer':34s} {'STS-B test':>10s} {'quora R@1':>10s} {'wall s':>8s}")
     for r in rows:
