@@ -74,7 +74,7 @@ def test_compose_milvus_profile() -> None:
         for pin in ("pymilvus==", "milvus-lite=="):
             line = next(x for x in lock.splitlines() if x.startswith(pin))
             assert f'"{line}"' in pyproject  # the lock pins the extra's tested pair
-    assert 'ARG REQUIREMENTS=requirements.lock' in DOCKERFILE
+    assert "ARG REQUIREMENTS=requirements.lock" in DOCKERFILE
     assert '-r "${REQUIREMENTS}"' in DOCKERFILE
     nginx = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert "server sentsim-1:8000" in nginx and "server sentsim-2:8000" in nginx

@@ -30,14 +30,17 @@ ACTIONS = [
 #: 64 paraphrase pairs: the same subject and action, said two ways.
 POSITIVES = [(f"{s} {a}", f"{s} {b}", 5.0) for s, (a, b) in itertools.product(SUBJECTS, ACTIONS)]
 #: Graded pairs for CoSENT: paraphrases 5, same subject other action 2, nothing shared 0.
-GRADED = POSITIVES[::2] + [
-    (f"{s} {a}", f"{t} {b}", 2.0 if s == t else 0.0)
-    for (s, (a, _)), (t, (_, b)) in zip(
-        itertools.product(SUBJECTS, ACTIONS),
-        itertools.product(SUBJECTS[1:] + SUBJECTS[:1], ACTIONS[3:] + ACTIONS[:3]),
-        strict=True,
-    )
-][::2]
+GRADED = (
+    POSITIVES[::2]
+    + [
+        (f"{s} {a}", f"{t} {b}", 2.0 if s == t else 0.0)
+        for (s, (a, _)), (t, (_, b)) in zip(
+            itertools.product(SUBJECTS, ACTIONS),
+            itertools.product(SUBJECTS[1:] + SUBJECTS[:1], ACTIONS[3:] + ACTIONS[:3]),
+            strict=True,
+        )
+    ][::2]
+)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
