@@ -15,7 +15,8 @@ Every model (the base included) is scored by the same code (``app.services.evalu
     python benchmarks/finetune.py [--tasks cosent am-softmax] [--epochs 4] [--batch-size 32]
         [--lr 2e-5] [--train-pairs 20000] [--seed 0] [--device cpu]
 
-Needs the dev extra's ``datasets`` and ``accelerate`` (sentence-transformers' trainer).
+Needs ``pip install datasets accelerate`` (sentence-transformers' trainer; not in the dev lock
+yet).
 """
 
 from __future__ import annotations
