@@ -235,7 +235,19 @@ class MilvusCollection(CollectionBase):
         found = lookup(client, name)
         if found is None:
             raise NotFoundError(f"collection {name!r} does not exist")
-        physical, meta = found
+        return cls._registered(client, *found, transform)
+
+    @classmethod
+    def _registered(
+        cls,
+        client: MilvusClient,
+        physical: str,
+        meta: dict[str, Any],
+        transform: VectorTransform | None,
+    ) -> MilvusCollection:
+        """The collection a registry row describes, loaded, with its own whitening if
+        ``transform`` is ``None`` and it has one."""
+        name = str(meta["name"])
         client.load_collection(physical)  # Milvus releases collections when it restarts
         if transform is None and meta.get("whitening_blob"):
             data = load_blob(client, meta["whitening_blob"])
@@ -634,7 +646,11 @@ class MilvusCatalog:
             raise NotFoundError(f"collection {name!r} does not exist")
         transform = resolve(found[1])
         return self._call(
-            f"opening collection {name!r}", MilvusCollection.open, self.client, name, transform
+            f"opening collection {name!r}",
+            MilvusCollection._registered,  # noqa: SLF001 - the row just read, not read again
+            self.client,
+            *found,
+            transform,
         )
 
     def create(self, meta: dict[str, Any], transform: VectorTransform | None) -> MilvusCollection:
