@@ -269,6 +269,10 @@ def train_encoder_command(
         str, typer.Option(help="am-softmax (positive pairs) | cosent (graded scores).")
     ] = "am-softmax",
     margin: Annotated[float, typer.Option(min=0.0, help="AM-Softmax's margin m.")] = 0.35,
+    negatives: Annotated[
+        str,
+        typer.Option(help="AM-Softmax negatives: partners (other pairs' partners) | batch (all)."),
+    ] = "partners",
     scale: Annotated[
         float | None, typer.Option(min=0.0, help="Loss scale (AM-Softmax s=30, CoSENT 20).")
     ] = None,
@@ -303,6 +307,7 @@ def train_encoder_command(
         config = EncoderTrainConfig(
             loss=loss,
             margin=margin,
+            negatives=negatives,
             scale=scale,
             epochs=epochs,
             batch_size=batch_size,

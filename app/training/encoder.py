@@ -28,7 +28,7 @@ from app.training.loop import (
     save_optimizer,
     seeded_batches,
 )
-from app.training.losses import am_softmax_loss, cosent_loss
+from app.training.losses import NEGATIVES, am_softmax_loss, cosent_loss
 
 LOSSES = ("am-softmax", "cosent")
 CHECKPOINT_DIR = "checkpoint"
@@ -44,6 +44,8 @@ class EncoderTrainConfig:
     Attributes:
         loss: ``am-softmax`` (positive pairs, in-batch negatives) or ``cosent`` (scored pairs).
         margin: AM-Softmax's m (cosine units).
+        negatives: AM-Softmax's negatives: ``partners`` (the other pairs' other side) or
+            ``batch`` (every other sentence of the batch); see ``am_softmax_loss``.
         scale: The loss's scale: AM-Softmax's s (30), CoSENT's lambda (20); ``None``: those.
         epochs: Passes over the pairs (the last incomplete batch of each is dropped).
         batch_size: Pairs per step.
@@ -59,6 +61,7 @@ class EncoderTrainConfig:
 
     loss: str = "am-softmax"
     margin: float = 0.35
+    negatives: str = "partners"
     scale: float | None = None
     epochs: int = 1
     batch_size: int = 64
@@ -92,6 +95,10 @@ class EncoderTrainReport:
 def _check(examples: Sequence[tuple[str, str, float]], config: EncoderTrainConfig) -> None:
     if config.loss not in LOSSES:
         raise InputValidationError(f"loss {config.loss!r}: choose {' or '.join(LOSSES)}")
+    if config.negatives not in NEGATIVES:
+        raise InputValidationError(
+            f"negatives {config.negatives!r}: choose {' or '.join(NEGATIVES)}"
+        )
     if config.precision not in ("fp32", "bf16"):
         raise InputValidationError(f"precision {config.precision!r}: choose fp32 or bf16")
     if config.batch_size < 2:
@@ -188,8 +195,8 @@ def train_encoder(
         The report (steps, seconds, loss curve); also written to ``output/training.json``.
 
     Raises:
-        InputValidationError: Unknown loss or precision, constant scores for CoSENT, resume
-            without a checkpoint, or a diverged (non-finite) loss.
+        InputValidationError: Unknown loss, negatives or precision, constant scores for
+            CoSENT, resume without a checkpoint, or a diverged (non-finite) loss.
         EmptyInputError: Fewer pairs than one batch.
         ModelLoadError: The base cannot be loaded.
     """
@@ -237,7 +244,9 @@ def train_encoder(
             first = trainee.embed([e[0] for e in batch])
             second = trainee.embed([e[1] for e in batch])
             if config.loss == "am-softmax":
-                loss = am_softmax_loss(first, second, config.margin, config.loss_scale)
+                loss = am_softmax_loss(
+                    first, second, config.margin, config.loss_scale, config.negatives
+                )
             else:
                 labels = torch.tensor([e[2] for e in batch], device=first.device)
                 loss = cosent_loss(first, second, labels, config.loss_scale)

@@ -350,9 +350,12 @@ def test_eval_sts_plots_a_2x3_grid(tiny_bert_dir: Path, tmp_path: Path) -> None:
     assert "wrote 7 plots" in result.stdout
 
 
-@pytest.mark.parametrize(("loss", "metric"), [("cosent", "spearman"), ("am-softmax", "recall@1")])
+@pytest.mark.parametrize(
+    ("loss", "negatives", "metric"),
+    [("cosent", "partners", "spearman"), ("am-softmax", "batch", "recall@1")],
+)
 def test_train_encoder_scores_the_dev_set_before_and_after(
-    tiny_bert_dir: Path, tmp_path: Path, loss: str, metric: str
+    tiny_bert_dir: Path, tmp_path: Path, loss: str, negatives: str, metric: str
 ) -> None:
     from app.core.datasets import read_sts
     from app.encoding.bert import BertEncoder
@@ -362,6 +365,7 @@ def test_train_encoder_scores_the_dev_set_before_and_after(
     args = ["train-encoder", "--pairs", str(STS_SAMPLE), "--output", str(output)]
     args += ["--base", str(tiny_bert_dir), "--loss", loss, "--batch-size", "16", "--lr", "1e-3"]
     args += ["--warmup-steps", "2", "--max-length", "24", "--dev", str(STS_SAMPLE)]
+    args += ["--negatives", negatives]
     result = runner.invoke(app, [*args, "--no-progress", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith(f"dev {metric}"))
@@ -371,4 +375,5 @@ def test_train_encoder_scores_the_dev_set_before_and_after(
         dev_score(BertEncoder(str(tiny_bert_dir)), pairs, metric), abs=0.01
     )
     assert after == pytest.approx(dev_score(BertEncoder(str(output)), pairs, metric), abs=0.01)
-    assert json.loads((output / "training.json").read_text())["config"]["loss"] == loss
+    config = json.loads((output / "training.json").read_text())["config"]
+    assert (config["loss"], config["negatives"]) == (loss, negatives)

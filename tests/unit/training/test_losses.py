@@ -61,3 +61,28 @@ def test_cosent_equals_numpy(scale: float) -> None:
 def test_cosent_is_zero_when_no_pair_outranks_another() -> None:
     x = torch.randn(4, 3)
     assert float(cosent_loss(x, x, torch.ones(4))) == 0.0
+
+
+@pytest.mark.parametrize(("margin", "scale"), [(0.35, 30.0), (0.0, 20.0)])
+def test_am_softmax_over_the_whole_batch_equals_numpy(margin: float, scale: float) -> None:
+    rng = np.random.default_rng(3)
+    n = 5
+    a, b = rng.normal(size=(n, 6)), rng.normal(size=(n, 6))
+    x = _unit(np.concatenate([a, b]))
+    total = 0.0
+    for i in range(2 * n):
+        partner = (i + n) % (2 * n)
+        others = [j for j in range(2 * n) if j != i]
+        logits = {j: scale * (x[i] @ x[j] - (margin if j == partner else 0.0)) for j in others}
+        top = max(logits.values())
+        log_z = top + np.log(sum(np.exp(v - top) for v in logits.values()))
+        total += log_z - logits[partner]
+    expected = total / (2 * n)
+    got = am_softmax_loss(torch.tensor(a), torch.tensor(b), margin, scale, negatives="batch")
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_am_softmax_rejects_unknown_negatives() -> None:
+    x = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="partners or batch"):
+        am_softmax_loss(x, x, negatives="all")
