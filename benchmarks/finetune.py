@@ -25,10 +25,13 @@ import argparse
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +58,13 @@ def scores(path: str, device: str | None) -> dict[str, float]:
 
 
 def train_sentsim(
-    task: str, examples: list[tuple[str, str, float]], base: str, output: Path, args: Any
+    task: str,
+    examples: list[tuple[str, str, float]],
+    base: str,
+    output: Path,
+    args: Any,
+    seed: int,
+    negatives: str,
 ) -> float:
     """sentsim's trainer; returns its wall time in seconds."""
     from app.training.encoder import EncoderTrainConfig, train_encoder
@@ -64,6 +73,7 @@ def train_sentsim(
     config = EncoderTrainConfig(
         loss=task,
         margin=args.margin,
+        negatives=negatives,
         scale=args.scale if task == "am-softmax" else None,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -71,7 +81,7 @@ def train_sentsim(
         warmup_steps=math.ceil(0.1 * steps),
         weight_decay=WEIGHT_DECAY,
         max_grad_norm=MAX_GRAD_NORM,
-        seed=args.seed,
+        seed=seed,
         checkpoint_every=10**9,
     )
     start = time.perf_counter()
@@ -80,7 +90,7 @@ def train_sentsim(
 
 
 def train_st(
-    task: str, examples: list[tuple[str, str, float]], base: str, output: Path, args: Any
+    task: str, examples: list[tuple[str, str, float]], base: str, output: Path, args: Any, seed: int
 ) -> float:
     """sentence-transformers' trainer on the same data and knobs; returns its wall time."""
     from datasets import Dataset
@@ -113,7 +123,7 @@ def train_st(
         warmup_steps=math.ceil(0.1 * steps),
         weight_decay=WEIGHT_DECAY,
         max_grad_norm=MAX_GRAD_NORM,
-        seed=args.seed,
+        seed=seed,
         dataloader_drop_last=True,
         save_strategy="no",
         logging_steps=50,
@@ -130,6 +140,30 @@ def train_st(
     return elapsed
 
 
+def _trainers(task: str, args: Any) -> list[tuple[str, str | None]]:
+    """(name, AM-Softmax negatives or None for the peer) of each trainer run on ``task``."""
+    if task == "cosent":
+        return [("sentsim", "partners"), ("ST CoSENTLoss", None)]
+    ours = [(f"sentsim {n} negatives", n) for n in args.negatives]
+    return [*ours, ("ST MultipleNegativesRankingLoss", None)]
+
+
+def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation over seeds of each (task, trainer)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["trainer"]), []).append(r)
+    out = []
+    for (task, trainer), runs in groups.items():
+        entry: dict[str, Any] = {"task": task, "trainer": trainer, "runs": len(runs)}
+        for key in ("stsb_test_spearman", "quora_dev_recall_at_1", "seconds"):
+            values = np.array([r[key] for r in runs])
+            entry[key] = float(values.mean())
+            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["cosent", "am-softmax"])
@@ -141,7 +175,14 @@ def main() -> None:
     )
     parser.add_argument("--margin", type=float, default=0.35, help="AM-Softmax's m")
     parser.add_argument("--scale", type=float, default=30.0, help="AM-Softmax's s")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--negatives",
+        nargs="+",
+        default=["partners"],
+        choices=["partners", "batch"],
+        help="AM-Softmax's negatives; one sentsim run per value",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     parser.add_argument("--device", default=None, help="cpu, cuda; default: GPU if any")
     parser.add_argument("--keep", type=Path, default=None, help="keep the trained models here")
     parser.add_argument("--json", type=Path, default=RESULTS / "finetune.json")
@@ -162,27 +203,40 @@ def main() -> None:
                 data = read_sts(DATA / "quora-para" / "train.tsv")
             examples = list(zip(data.sentences1, data.sentences2, data.scores, strict=True))
             examples = examples[: args.train_pairs]
-            peer = "CoSENTLoss" if task == "cosent" else "MultipleNegativesRankingLoss"
-            for trainer, train in (("sentsim", train_sentsim), (f"ST {peer}", train_st)):
-                output = folder / f"{task}-{trainer.split()[0].lower()}"
-                seconds = train(task, examples, base, output, args)
-                row = {"task": task, "trainer": trainer, "seconds": seconds}
-                row |= scores(str(output), args.device)
-                print(row, flush=True)
-                rows.append(row)
+            for seed in args.seeds:
+                for trainer, negatives in _trainers(task, args):
+                    output = folder / f"{task}-{trainer.split()[0].lower()}-{negatives}-{seed}"
+                    if negatives is None:
+                        seconds = train_st(task, examples, base, output, args, seed)
+                    else:
+                        seconds = train_sentsim(task, examples, base, output, args, seed, negatives)
+                    row = {"task": task, "trainer": trainer, "seed": seed, "seconds": seconds}
+                    row |= scores(str(output), args.device)
+                    print(row, flush=True)
+                    rows.append(row)
+                    if args.keep is None:
+                        shutil.rmtree(output)
 
+    summary = _summary(rows)
     print(
         f"\nall-MiniLM-L6-v2, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, "
-        f"seed {args.seed}, AM-Softmax m {args.margin} s {args.scale}, "
-        f"device {args.device or 'auto'}, {os.cpu_count()} cores"
+        f"seeds {args.seeds}, AM-Softmax m {args.margin} s {args.scale}, "
+        f"device {args.device or 'auto'}, {os.cpu_count()} cores; mean ± std over seeds"
     )
-    print(f"{'task':11s} {'trainer':34s} {'STS-B test':>10s} {'quora R@1':>10s} {'wall s':>8s}")
-    for r in rows:
+    print(f"{'task':11s} {'trainer':34s} {'STS-B test':>13s} {'quora R@1':>13s} {'wall s':>8s}")
+    for r in summary:
         print(
-            f"{r['task']:11s} {r['trainer']:34s} {r['stsb_test_spearman']:10.2f} "
-            f"{r['quora_dev_recall_at_1']:10.2f} {r['seconds']:8.0f}"
+            f"{r['task']:11s} {r['trainer']:34s} "
+            f"{r['stsb_test_spearman']:6.2f} ± {r['stsb_test_spearman_std']:4.2f} "
+            f"{r['quora_dev_recall_at_1']:6.2f} ± {r['quora_dev_recall_at_1_std']:4.2f} "
+            f"{r['seconds']:8.0f}"
         )
-    result = {"benchmark": "finetune", "args": {**vars(args), "json": str(args.json)}, "rows": rows}
+    result = {
+        "benchmark": "finetune",
+        "args": {**vars(args), "json": str(args.json)},
+        "rows": rows,
+        "summary": summary,
+    }
     result["args"]["keep"] = str(args.keep) if args.keep else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
