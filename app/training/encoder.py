@@ -28,7 +28,7 @@ from app.training.loop import (
     save_optimizer,
     seeded_batches,
 )
-from app.training.losses import NEGATIVES, am_softmax_loss, cosent_loss
+from app.training.losses import NEGATIVES, am_softmax_loss, cosent_loss, pair_groups
 
 LOSSES = ("am-softmax", "cosent")
 CHECKPOINT_DIR = "checkpoint"
@@ -177,9 +177,10 @@ def train_encoder(
     """Fine-tune a BERT-family encoder on sentence pairs and save it to ``output``.
 
     AM-Softmax (``am_softmax_loss``) treats every pair as positive, its batch-mates as
-    negatives; CoSENT (``cosent_loss``) ranks pairs by their scores. Every
-    ``checkpoint_every`` steps the model and AdamW's state go to ``output/checkpoint``;
-    ``resume`` continues from there with the same data order.
+    negatives (except those sharing a sentence with it: ``pair_groups``); CoSENT
+    (``cosent_loss``) ranks pairs by their scores. Every ``checkpoint_every`` steps the model
+    and AdamW's state go to ``output/checkpoint``; ``resume`` continues from there with the
+    same data order.
 
     Args:
         examples: ``(sentence1, sentence2, score)``; the score counts for CoSENT only.
@@ -240,12 +241,13 @@ def train_encoder(
     for step, batch in seeded_batches(examples, config.batch_size, config.seed, start):
         if step >= max_steps:
             break
+        texts1, texts2 = [e[0] for e in batch], [e[1] for e in batch]
         with autocast:
-            first = trainee.embed([e[0] for e in batch])
-            second = trainee.embed([e[1] for e in batch])
+            first, second = trainee.embed(texts1), trainee.embed(texts2)
             if config.loss == "am-softmax":
+                groups = pair_groups(texts1, texts2)
                 loss = am_softmax_loss(
-                    first, second, config.margin, config.loss_scale, config.negatives
+                    first, second, config.margin, config.loss_scale, config.negatives, groups
                 )
             else:
                 labels = torch.tensor([e[2] for e in batch], device=first.device)

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import Tensor
@@ -24,6 +26,7 @@ def am_softmax_loss(
     margin: float = 0.35,
     scale: float = 30.0,
     negatives: str = "partners",
+    groups: Tensor | None = None,
 ) -> Tensor:
     """In-batch AM-Softmax over positive pairs, both directions.
 
@@ -45,6 +48,9 @@ def am_softmax_loss(
         scale: s, the softmax's inverse temperature (30 in the source).
         negatives: ``partners`` (the other pairs' other side) or ``batch`` (every other
             sentence of the batch).
+        groups: Long tensor (n,), the same-meaning group of each pair (``pair_groups``): a
+            sentence of another pair of the same group is left out of the softmax, not taken
+            for a negative. ``None``: every pair its own group.
 
     Returns:
         A scalar tensor (nats, >= 0; lower is better).
@@ -57,9 +63,14 @@ def am_softmax_loss(
     n = len(anchors)
     a = F.normalize(anchors.float(), dim=-1)
     b = F.normalize(positives.float(), dim=-1)
+    if groups is None:
+        groups = torch.arange(n)
+    groups = groups.to(a.device)
     if negatives == "partners":
         cos = a @ b.T
-        logits = scale * (cos - margin * torch.eye(n, device=cos.device))
+        eye = torch.eye(n, dtype=torch.bool, device=cos.device)
+        logits = scale * (cos - margin * eye.float())
+        logits = logits.masked_fill((groups[:, None] == groups[None, :]) & ~eye, float("-inf"))
         target = torch.arange(n, device=cos.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
     both = torch.cat([a, b])
@@ -67,8 +78,40 @@ def am_softmax_loss(
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(cos.device)
     partner = F.one_hot(target, 2 * n).bool()
     logits = scale * (cos - margin * partner.float())
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=cos.device)
-    return F.cross_entropy(logits.masked_fill(self_mask, float("-inf")), target)
+    group = torch.cat([groups, groups])
+    same_group = (group[:, None] == group[None, :]) & ~partner  # the sentence itself included
+    return F.cross_entropy(logits.masked_fill(same_group, float("-inf")), target)
+
+
+def pair_groups(first: Sequence[str], second: Sequence[str]) -> Tensor:
+    """Same-meaning groups of a batch of positive pairs: two pairs that share a sentence
+    (exact text, either side) are one group, transitively (union-find).
+
+    Paraphrase corpora repeat questions across pairs (quora-para: 14,099 distinct sentences in
+    its first 8,000 pairs), so a batch can hold a copy of a sentence or of its partner; such a
+    sentence is no negative.
+
+    Args:
+        first: The pairs' first sentences, n of them.
+        second: Their partners, n.
+
+    Returns:
+        Long tensor (n,): pairs with equal values belong together.
+    """
+    parent = list(range(len(first)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    seen: dict[str, int] = {}
+    for i, (x, y) in enumerate(zip(first, second, strict=True)):
+        for text in (x, y):
+            j = seen.setdefault(text, i)
+            parent[root(i)] = root(j)
+    return torch.tensor([root(i) for i in range(len(first))])
 
 
 def cosent_loss(first: Tensor, second: Tensor, labels: Tensor, scale: float = 20.0) -> Tensor:
