@@ -6,17 +6,20 @@ gradient clipping (1.0) and seed:
 
 - ``cosent``: STS-B train (5,749 scored pairs); sentsim's CoSENT against ST's ``CoSENTLoss``.
 - ``am-softmax``: quora-para train (the first ``--train-pairs``, 20,000, positive pairs); sentsim's
-  AM-Softmax (m 0.35, s 30, both directions) against ST's ``MultipleNegativesRankingLoss``.
+  AM-Softmax (m 0.35, s 30, both directions; one run per ``--negatives``: partners, batch)
+  against ST's ``MultipleNegativesRankingLoss``.
 
 Every model (the base included) is scored by the same code (``app.services.evaluation
 .dev_score`` over ``BertEncoder``): STS-B test Spearman x100 and quora-para dev recall@1 x100
-(each dev question's partner among all 10,848 dev questions). Prints a table, writes JSON.
+(each dev question's partner among all 10,848 dev questions). With several ``--seeds`` every
+trainer runs once per seed and the table gives mean ± sample std. Prints a table, writes JSON.
 
     python benchmarks/finetune.py [--tasks cosent am-softmax] [--epochs 4] [--batch-size 32]
-        [--lr 2e-5] [--train-pairs 20000] [--seed 0] [--device cpu]
+        [--lr 2e-5] [--train-pairs 20000] [--negatives partners batch] [--seeds 0 1 2]
+        [--device cpu]
 
-Needs ``pip install datasets accelerate`` (sentence-transformers' trainer; not in the dev lock
-yet).
+Runs on the dev lock (sentence-transformers' trainer needs its ``datasets`` and
+``accelerate``).
 """
 
 from __future__ import annotations
