@@ -95,9 +95,9 @@ def main() -> None:
             if margin is None:
                 seconds = train_st("am-softmax", train, base, output, args, args.seed)
             else:
-                args.margin, args.scale = margin, scale
+                knobs = argparse.Namespace(**vars(args), margin=margin, scale=scale)
                 seconds = train_sentsim(
-                    "am-softmax", train, base, output, args, args.seed, args.negatives
+                    "am-softmax", train, base, output, knobs, args.seed, args.negatives
                 )
             row = {"trainer": name, "margin": margin, "scale": scale, "seconds": seconds}
             row["recall_at_1"] = recall(output, held, args.device)
