@@ -30,13 +30,13 @@ if TYPE_CHECKING:
     from app.core.datasets import StsPairs
 
 
-def holdout(first: int, start: int, count: int) -> tuple[list[tuple[str, str, float]], StsPairs]:
-    """The first ``first`` train pairs, and up to ``count`` pairs from ``start`` on that share
-    no question with them (nor a question with an earlier held-out pair's)."""
-    from app.core.datasets import StsPairs, read_sts
+def holdout(
+    pairs: list[tuple[str, str, float]], first: int, start: int, count: int
+) -> tuple[list[tuple[str, str, float]], StsPairs]:
+    """The first ``first`` of ``pairs`` (to train on), and up to ``count`` pairs from ``start``
+    on that share no question with them nor with an earlier held-out pair (to score on)."""
+    from app.core.datasets import StsPairs
 
-    data = read_sts(DATA / "quora-para" / "train.tsv")
-    pairs = list(zip(data.sentences1, data.sentences2, data.scores, strict=True))
     train = pairs[:first]
     seen = {s for a, b, _ in train for s in (a, b)}
     kept: list[tuple[str, str, float]] = []
@@ -78,7 +78,11 @@ def main() -> None:
     from app.encoding.registry import resolve_model
 
     base = resolve_model("all-MiniLM-L6-v2").path
-    train, held = holdout(args.train_pairs, args.holdout_from, args.holdout_pairs)
+    from app.core.datasets import read_sts
+
+    data = read_sts(DATA / "quora-para" / "train.tsv")
+    pairs = list(zip(data.sentences1, data.sentences2, data.scores, strict=True))
+    train, held = holdout(pairs, args.train_pairs, args.holdout_from, args.holdout_pairs)
     print(f"{len(train)} training pairs, {len(held)} held-out pairs", flush=True)
     rows: list[dict[str, Any]] = [
         {"trainer": "base (bundled)", "recall_at_1": recall(Path(base), held, args.device)}
