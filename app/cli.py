@@ -268,7 +268,14 @@ def train_encoder_command(
     loss: Annotated[
         str, typer.Option(help="am-softmax (positive pairs) | cosent (graded scores).")
     ] = "am-softmax",
-    margin: Annotated[float, typer.Option(min=0.0, help="AM-Softmax's margin m.")] = 0.35,
+    margin: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="AM-Softmax's margin m (the source's 0.35; to fine-tune a model already "
+            "trained for cosine, 0.1 with --scale 20: see README).",
+        ),
+    ] = 0.35,
     negatives: Annotated[
         str,
         typer.Option(help="AM-Softmax negatives: partners (other pairs' partners) | batch (all)."),
