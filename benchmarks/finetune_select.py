@@ -75,11 +75,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS / "finetune_select.json")
     args = parser.parse_args()
 
+    from app.core.datasets import read_sts
     from app.encoding.registry import resolve_model
 
     base = resolve_model("all-MiniLM-L6-v2").path
-    from app.core.datasets import read_sts
-
     data = read_sts(DATA / "quora-para" / "train.tsv")
     pairs = list(zip(data.sentences1, data.sentences2, data.scores, strict=True))
     train, held = holdout(pairs, args.train_pairs, args.holdout_from, args.holdout_pairs)
