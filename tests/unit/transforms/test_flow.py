@@ -14,8 +14,8 @@ from app.core.errors import (
     NotFittedError,
     TransformMismatchError,
 )
-from app.transforms.base import load_transform
 from app.transforms.flow import FlowTransform, Glow
+from app.transforms.loading import load_transform
 
 D = 16
 
