@@ -229,7 +229,7 @@ def train_simbert_command(
     progress: ProgressOpt = True,
 ) -> None:
     """Fine-tune a BERT the SimBERT way (seq2seq + retrieval losses) on paraphrase pairs."""
-    from app.generation.training import TrainConfig, train_simbert
+    from app.training.simbert import TrainConfig, train_simbert
 
     with _domain_errors():
         config = TrainConfig(
@@ -549,7 +549,7 @@ def export_simbert_command(
     output: Annotated[Path, typer.Option(help="The folder to ship, e.g. models/NAME.")],
 ) -> None:
     """Write a trained generator as fp16 safetensors + tokenizer + training record + SHA256SUMS."""
-    from app.generation.training import export_generator
+    from app.training.simbert import export_generator
 
     with _domain_errors():
         names = export_generator(source, output)

@@ -91,7 +91,7 @@ def tiny_simbert(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     """The tiny BERT trained the SimBERT way on 200 quora-para pairs (300 steps, seeded):
     ``(checkpoint folder, TrainReport, pairs)``."""
     from app.core.datasets import read_pairs
-    from app.generation.training import TrainConfig, train_simbert
+    from app.training.simbert import TrainConfig, train_simbert
 
     if not QUORA.is_file():
         pytest.skip("needs ../shared/data/quora-para/train.tsv")

@@ -1,29 +1,25 @@
-"""Training SimBERT: both losses, AdamW with warm-up, checkpoints that resume exactly."""
+"""Training SimBERT (both losses, on the shared loop ``app.training.loop``) and exporting the
+trained generator as a shippable folder."""
 
 from __future__ import annotations
 
 import json
-import math
-import random
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from app.core.errors import EmptyInputError, InputValidationError
 from app.encoding.registry import CHECKSUMS_FILE, write_checksums
 from app.generation.simbert import SimBertModel
 from app.training.loop import (
+    LoopConfig,
+    check_precision,
     has_checkpoint,
-    linear_schedule,
-    load_optimizer,
-    save_optimizer,
-    seeded_batches,
+    seed_everything,
+    train_loop,
 )
 
 CHECKPOINT_DIR = "checkpoint"
@@ -68,18 +64,6 @@ class TrainReport:
     retrieval_losses: list[float] = field(default_factory=list)
 
 
-def _save_checkpoint(
-    simbert: SimBertModel,
-    optimizer: torch.optim.Optimizer,
-    folder: Path,
-    step: int,
-    report: TrainReport,
-) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    simbert.save(folder)
-    save_optimizer(optimizer, folder, {"step": step, "report": asdict(report)})
-
-
 def train_simbert(
     pairs: Sequence[tuple[str, str]],
     base: str,
@@ -117,66 +101,45 @@ def train_simbert(
         raise EmptyInputError(
             f"{len(pairs)} pairs; at least one batch of {config.batch_size} needed"
         )
-    if config.precision not in ("fp32", "bf16"):
-        raise InputValidationError(f"precision {config.precision!r}: choose fp32 or bf16")
+    check_precision(config.precision)
     output = Path(output)
     checkpoint = output / CHECKPOINT_DIR
     if resume and not has_checkpoint(checkpoint):
         raise InputValidationError(f"nothing to resume: {checkpoint} has no checkpoint")
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed)
     simbert = SimBertModel.load(
         str(checkpoint) if resume else base, device=device, max_length=config.max_length
     )
-    model = simbert.model
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+
+    def losses(batch: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        s2s, retrieval = simbert.losses([a for a, _ in batch], [b for _, b in batch])
+        return {"seq2seq": s2s, "retrieval": retrieval}
+
+    loop = LoopConfig(
+        batch_size=config.batch_size,
+        max_steps=config.max_steps,
         lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        checkpoint_every=config.checkpoint_every,
+        precision=config.precision,
     )
-    start, report = 0, TrainReport(steps=0, seconds=0.0)
-    if resume:
-        meta = load_optimizer(optimizer, checkpoint)
-        start = int(meta["step"])
-        report = TrainReport(**meta["report"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(config.warmup_steps, config.max_steps), last_epoch=start - 1
+    done = train_loop(
+        simbert.model,
+        list(pairs),
+        losses,
+        simbert.save,
+        checkpoint,
+        loop,
+        resume=resume,
+        desc="SimBERT",
+        show_progress_bar=show_progress_bar,
     )
-    autocast = torch.autocast(
-        device_type=simbert.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
+    report = TrainReport(
+        done.steps, done.seconds, done.curves.get("seq2seq", []), done.curves.get("retrieval", [])
     )
-    began = time.perf_counter() - report.seconds
-    window: list[tuple[float, float]] = []
-    bar = tqdm(total=config.max_steps, initial=start, desc="SimBERT", disable=not show_progress_bar)
-    model.train()
-    for step, batch in seeded_batches(pairs, config.batch_size, config.seed, start):
-        if step >= config.max_steps:
-            break
-        with autocast:
-            s2s, retrieval = simbert.losses([a for a, _ in batch], [b for _, b in batch])
-        loss = s2s + retrieval
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch stub gap
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        window.append((float(s2s.detach()), float(retrieval.detach())))
-        bar.update(1)
-        bar.set_postfix(seq2seq=f"{window[-1][0]:.3f}", retrieval=f"{window[-1][1]:.3f}")
-        done = step + 1
-        if len(window) == 20 or done == config.max_steps:
-            report.seq2seq_losses.append(float(np.mean([w[0] for w in window])))
-            report.retrieval_losses.append(float(np.mean([w[1] for w in window])))
-            window.clear()
-        report.steps, report.seconds = done, time.perf_counter() - began
-        if done % config.checkpoint_every == 0 or done == config.max_steps:
-            _save_checkpoint(simbert, optimizer, checkpoint, done, report)
-    bar.close()
-    model.eval()
     simbert.save(output)
     (output / "training.json").write_text(
         json.dumps(
@@ -184,8 +147,6 @@ def train_simbert(
         ),
         "utf-8",
     )
-    if not math.isfinite(report.seq2seq_losses[-1] if report.seq2seq_losses else 0.0):
-        raise InputValidationError("training diverged (non-finite loss); lower --lr")
     return report
 
 

@@ -15,7 +15,7 @@ from app.generation.simbert import (
     seq2seq_loss,
     seq2seq_targets,
 )
-from app.generation.training import TrainConfig, train_simbert
+from app.training.simbert import TrainConfig, train_simbert
 
 
 def test_unilm_mask_for_a_padded_batch() -> None:
