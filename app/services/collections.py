@@ -39,8 +39,11 @@ from app.core.errors import (
 )
 from app.encoding.base import Encoded
 from app.index.base import CollectionCatalog, VectorCollection
+from app.index.faiss_index import SPEC_BOUNDS as SPEC_BOUNDS  # re-exported for the API
+from app.index.faiss_index import SPEC_GRAMMAR as SPEC_GRAMMAR
+from app.index.faiss_index import SPEC_PATTERN as SPEC_PATTERN
 from app.index.faiss_index import parse_spec
-from app.index.store import Document
+from app.index.store import Document as Document
 from app.services.batching import MicroBatcher
 from app.services.limits import Limits
 from app.services.transforms import TransformRegistry, WhiteningConfig, refit_whitening

@@ -17,7 +17,8 @@ import numpy as np
 from app.core.errors import BatchTooLargeError, NotReadyError
 from app.core.types import Embeddings
 from app.encoding.base import Encoded
-from app.index.base import SearchHit, VectorCollection
+from app.index.base import SearchHit as SearchHit  # re-exported for the API
+from app.index.base import VectorCollection
 from app.index.store import Scalar
 from app.services.batching import MicroBatcher
 from app.services.collections import CollectionService, LengthCheck

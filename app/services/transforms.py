@@ -22,7 +22,8 @@ from app.core.errors import (
 from app.encoding.base import Encoder
 from app.index.base import VectorCollection
 from app.services.encoders import iter_encoded
-from app.transforms.base import EmbeddingTransform, load_transform
+from app.transforms.base import EmbeddingTransform
+from app.transforms.loading import load_transform
 from app.transforms.whitening import Whitening
 
 if TYPE_CHECKING:

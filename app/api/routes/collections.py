@@ -30,10 +30,8 @@ from app.api.schemas.collections import (
     UpsertResponse,
     WhiteningRefit,
 )
-from app.index.base import SearchHit
-from app.index.store import Document
-from app.services.collections import DOCUMENT_ID_PATTERN
-from app.services.search import Rerank
+from app.services.collections import DOCUMENT_ID_PATTERN, Document
+from app.services.search import Rerank, SearchHit
 from app.services.transforms import WhiteningConfig
 
 router = APIRouter(prefix="/collections", tags=["collections"])

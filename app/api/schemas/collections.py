@@ -7,8 +7,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.schemas.base import NAME_PATTERN, TRUNCATE, Scalar, StrictBody
-from app.index.faiss_index import SPEC_BOUNDS, SPEC_GRAMMAR, SPEC_PATTERN
-from app.services.collections import DOCUMENT_ID_PATTERN
+from app.services.collections import (
+    DOCUMENT_ID_PATTERN,
+    SPEC_BOUNDS,
+    SPEC_GRAMMAR,
+    SPEC_PATTERN,
+)
 
 
 class WhiteningSpec(StrictBody):
