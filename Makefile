@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STSB ?= ../shared/data/stsb-en
 
-.PHONY: help install lock format lint typecheck test test-fast test-slow cov check run eval-grid bench bench-serve bench-ot bench-flow bench-paraphrase bench-analysis hadolint docker-build up smoke
+.PHONY: help install lock format lint typecheck imports test test-fast test-slow cov check run eval-grid bench bench-serve bench-ot bench-flow bench-paraphrase bench-analysis hadolint docker-build up smoke
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,9 @@ lint: ## ruff check + format check
 typecheck: ## mypy --strict on app/
 	$(BIN)/mypy
 
+imports: ## The import contract (layers, web-free ML core) with import-linter
+	$(BIN)/lint-imports
+
 test: ## All tests (the real-model ones included) with the coverage gate
 	$(PY) -m pytest --cov=app --cov-fail-under=90
 
@@ -45,7 +48,7 @@ test-slow: ## Only the tests that load the real default model
 cov: ## HTML coverage report in htmlcov/
 	$(PY) -m pytest --cov=app --cov-report=html
 
-check: lint typecheck test ## Everything CI runs
+check: lint typecheck imports test ## Everything CI runs
 
 run: ## The main job: serve the REST API on the default model (localhost:8000)
 	$(BIN)/sentsim serve
