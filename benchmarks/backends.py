@@ -119,7 +119,7 @@ def main() -> None:
     from app.core.datasets import read_sts
     from app.encoding.bert import BertEncoder
     from app.index.catalog import FolderCatalog
-    from app.index.milvus import MilvusCatalog
+    from app.index.milvus_catalog import MilvusCatalog
 
     encoder = BertEncoder(device="cpu", batch_size=64)
     texts = corpus(args.documents)

@@ -2,9 +2,10 @@
 
 ``VectorCollection`` is the protocol the service layer composes (search, drift, clustering,
 whitening refits); ``app.index.collection.Collection`` (SQLite + FAISS in a folder) is the
-first backend, ``app.index.milvus.MilvusCollection`` the second. ``CollectionCatalog`` is where a
-backend keeps them: a folder (``app.index.catalog.FolderCatalog``) or a Milvus registry
-(``app.index.milvus.MilvusCatalog``).
+first backend, ``app.index.milvus_collection.MilvusCollection`` the second.
+``CollectionCatalog`` is where a backend keeps them: a folder
+(``app.index.catalog.FolderCatalog``) or a Milvus registry
+(``app.index.milvus_catalog.MilvusCatalog``).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _catalog(settings: Settings) -> CollectionCatalog:
     if settings.vector_backend == "faiss":
         return FolderCatalog(settings.indexes_dir)
     try:
-        from app.index.milvus import MilvusCatalog
+        from app.index.milvus_catalog import MilvusCatalog
     except ImportError:
         raise ModelLoadError(
             "SENTSIM_VECTOR_BACKEND=milvus needs pymilvus: pip install 'sentsim[milvus]'"

@@ -27,8 +27,8 @@ READER = """
 import json, sys
 import numpy as np
 from pymilvus import MilvusClient
-from app.index.milvus import MilvusCollection
-collection = MilvusCollection.open(MilvusClient(uri=sys.argv[1]), "faq")
+from app.index.milvus_catalog import open_collection
+collection = open_collection(MilvusClient(uri=sys.argv[1]), "faq")
 doc = collection.get("d2")
 hits = collection.search(np.array([json.loads(sys.argv[2])], np.float32), 3)[0]
 print(json.dumps({"count": collection.count(), "d2": doc and doc.text,
@@ -84,7 +84,7 @@ def _read(uri: str, query: np.ndarray) -> dict[str, object]:
 
 
 def test_a_second_process_sees_every_write(uri: str) -> None:
-    from app.index.milvus import MilvusCatalog
+    from app.index.milvus_catalog import MilvusCatalog
 
     raw = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
     catalog = MilvusCatalog(uri)

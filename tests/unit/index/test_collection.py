@@ -26,7 +26,7 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collecti
     made: CollectionCatalog
     if request.param == "milvus":
         pytest.importorskip("pymilvus", reason="the milvus extra: pip install sentsim[milvus]")
-        from app.index.milvus import MilvusCatalog
+        from app.index.milvus_catalog import MilvusCatalog
 
         made = MilvusCatalog(str(tmp_path / "milvus.db"))
     else:
@@ -223,15 +223,15 @@ def test_a_failed_registration_leaves_no_collection_behind_on_milvus(
     from pymilvus import MilvusException
 
     from app.core.errors import StorageError
-    from app.index import milvus, milvus_registry
+    from app.index import milvus_catalog, milvus_registry
 
-    catalog = milvus.MilvusCatalog(str(tmp_path / "milvus.db"))
+    catalog = milvus_catalog.MilvusCatalog(str(tmp_path / "milvus.db"))
     catalog.start()
 
     def refuse(*_: object) -> None:
         raise MilvusException(code=1, message="registry unavailable")
 
-    monkeypatch.setattr(milvus, "register", refuse)
+    monkeypatch.setattr(milvus_catalog, "register", refuse)
     with pytest.raises(StorageError, match="registry unavailable"):
         catalog.create({"name": "faq", "index": "flat", "dimension": D}, None)
     bookkeeping = [milvus_registry.REGISTRY, milvus_registry.BLOBS]
@@ -247,20 +247,20 @@ def test_a_refit_keeps_what_other_replicas_write_meanwhile_on_milvus(
     """Replica A refits while replica B (its own instance, still on the old physical
     collection) writes: what B wrote before the switch is caught up; a write after it is refused
     with ``ConflictError`` (B's client retries, on the new collection)."""
-    from app.index import milvus
+    from app.index import milvus_collection
 
     a = make()
     documents, raw = _documents(12)
     a.upsert(documents[:10], raw[:10])
     b = catalog.open("faq", _no_named_transform)
-    register = milvus.register
+    register = milvus_collection.register
 
     def b_writes_first(*args: Any) -> None:  # between A's copy and A's switch
         b.upsert(documents[10:11], raw[10:11])
         b.delete("d0")
         register(*args)
 
-    monkeypatch.setattr(milvus, "register", b_writes_first)
+    monkeypatch.setattr(milvus_collection, "register", b_writes_first)
     a.retransform(Whitening(3, model="m", pooling="mean").fit(raw), {})
     monkeypatch.undo()
     assert a.get("d10") is not None and a.get("d0") is None and a.count() == 10

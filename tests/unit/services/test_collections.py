@@ -246,7 +246,7 @@ def test_replicas_on_one_milvus_see_each_others_changes_at_once(
     """Two services on one Milvus registry, as two replicas behind a load balancer: nothing
     either caches may go stale (the registry is read on every access)."""
     pytest.importorskip("pymilvus", reason="the milvus extra: pip install sentsim[milvus]")
-    from app.index.milvus import MilvusCatalog
+    from app.index.milvus_catalog import MilvusCatalog
 
     catalog = MilvusCatalog(str(tmp_path / "milvus.db"))  # one connection, two services
     a, b = Harness(catalog, tiny_encoder), Harness(catalog, tiny_encoder)
