@@ -577,7 +577,7 @@ def paraphrase_command(
         if path is None:
             raise NotReadyError(NO_GENERATOR)
         resolve_model(path)  # a missing folder fails here, before torch loads
-        from app.generation.simbert import SimBertGenerator
+        from app.generation.sampling import SimBertGenerator
 
         simbert = SimBertGenerator.load(path, device=device)
         tokens, limit = simbert.count_tokens(text), simbert.max_source_tokens

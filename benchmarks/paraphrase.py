@@ -82,7 +82,7 @@ def main() -> None:
 
     from app.core.datasets import read_pairs
     from app.encoding.bert import BertEncoder
-    from app.generation.simbert import SimBertGenerator
+    from app.generation.sampling import SimBertGenerator
 
     sources = list(dict.fromkeys(a for a, _ in read_pairs(DEV)))[: args.sources]
     generator = SimBertGenerator.load(args.generator, device="cpu")

@@ -28,7 +28,7 @@ from app.services.transforms import TransformRegistry
 from app.services.transport import TokenCache
 
 if TYPE_CHECKING:
-    from app.generation.simbert import SimBertGenerator
+    from app.generation.sampling import SimBertGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ D = TypeVar("D")
 def _load_generator(setting: str | None, device: str | None) -> SimBertGenerator | None:
     """The SimBERT generator a setting names (``generator_path``; torch loads here)."""
     from app.encoding.registry import generator_path
-    from app.generation.simbert import SimBertGenerator
+    from app.generation.sampling import SimBertGenerator
 
     path = generator_path(setting)
     return None if path is None else SimBertGenerator.load(path, device=device)

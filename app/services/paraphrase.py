@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from app.core.errors import BatchTooLargeError, EmptyInputError, NotReadyError
 
 if TYPE_CHECKING:
-    from app.generation.simbert import Paraphrase, SimBertGenerator
+    from app.generation.sampling import Paraphrase, SimBertGenerator
 
 NO_GENERATOR = (
     "no paraphrase generator is loaded: unset SENTSIM_GENERATOR to use the shipped "

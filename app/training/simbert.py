@@ -13,7 +13,7 @@ import torch
 
 from app.core.errors import EmptyInputError, InputValidationError
 from app.encoding.registry import CHECKSUMS_FILE, write_checksums
-from app.generation.simbert import SimBertModel
+from app.generation.model import SimBertModel
 from app.training.loop import (
     LoopConfig,
     check_precision,

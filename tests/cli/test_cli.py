@@ -292,7 +292,7 @@ def test_export_simbert_ships_fp16_with_checksums(tiny_simbert, tmp_path: Path) 
     import torch
     from safetensors.torch import load_file
 
-    from app.generation.simbert import SimBertModel
+    from app.generation.model import SimBertModel
 
     folder, _, pairs = tiny_simbert
     out = tmp_path / "shipped"

@@ -49,7 +49,7 @@ def test_a_changed_file_is_refused(tmp_path: Path) -> None:
     copy = shutil.copytree(SHIPPED_GENERATOR, tmp_path / "simbert")
     config = copy / "config.json"
     config.write_text(config.read_text().replace("{", '{"edited": true, ', 1))
-    from app.generation.simbert import SimBertModel
+    from app.generation.model import SimBertModel
 
     with pytest.raises(ModelIntegrityError, match="config.json has SHA-256"):
         SimBertModel.load(str(copy))

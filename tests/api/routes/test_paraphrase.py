@@ -41,7 +41,8 @@ def test_happy_path_and_validation(settings: Settings, tiny_simbert) -> None:  #
 
 def test_the_generator_refuses_temperatures_that_overflow(tiny_simbert) -> None:  # type: ignore[no-untyped-def]
     from app.core.errors import InputValidationError
-    from app.generation.simbert import MIN_TEMPERATURE, SimBertGenerator
+    from app.generation.model import MIN_TEMPERATURE
+    from app.generation.sampling import SimBertGenerator
 
     generator = SimBertGenerator.load(str(tiny_simbert[0]), device="cpu")
     with pytest.raises(InputValidationError, match="temperature"):

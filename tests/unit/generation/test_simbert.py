@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from app.generation.simbert import (
-    SimBertGenerator,
+from app.generation.model import (
     retrieval_loss,
     seq2seq_attention_mask,
     seq2seq_loss,
     seq2seq_targets,
 )
+from app.generation.sampling import SimBertGenerator
 from app.training.simbert import TrainConfig, train_simbert
 
 
