@@ -563,8 +563,20 @@ def paraphrase_command(
         str | None,
         typer.Option(help="SimBERT checkpoint folder (default: SENTSIM_GENERATOR, else shipped)."),
     ] = None,
-    top_k: Annotated[int, typer.Option(min=1, help="Paraphrases printed (k).")] = 5,
-    num_return_sequences: Annotated[int, typer.Option(min=1, help="Candidates sampled (n).")] = 32,
+    num_candidates: Annotated[
+        int | None, typer.Option(min=1, help="Candidates sampled (n; default 32).")
+    ] = None,
+    num_return_sequences: Annotated[
+        int | None, typer.Option(min=1, help="Paraphrases printed (k; default 5).")
+    ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Sample from the top-k tokens only (0: off). Without --num-candidates it is "
+            "read the earlier way: paraphrases printed, --num-return-sequences the candidates.",
+        ),
+    ] = None,
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus mass.")] = 0.95,
     temperature: Annotated[float, typer.Option(min=0.01, help="Sampling temperature.")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Length cap, tokens.")] = 32,
@@ -585,10 +597,13 @@ def paraphrase_command(
             typer.echo(
                 f"note: TEXT has {tokens} tokens; the generator reads its first {limit}", err=True
             )
+        if top_k is not None and num_candidates is None:  # the earlier flags
+            num_candidates, num_return_sequences, top_k = num_return_sequences, top_k, 0
         results = simbert.generate(
             text,
-            num_return_sequences=num_return_sequences,
-            top_k=top_k,
+            num_candidates=32 if num_candidates is None else num_candidates,
+            num_return_sequences=5 if num_return_sequences is None else num_return_sequences,
+            top_k=top_k or 0,
             top_p=top_p,
             temperature=temperature,
             max_new_tokens=max_new_tokens,

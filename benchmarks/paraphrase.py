@@ -60,7 +60,12 @@ def latency(generator: str, sources: list[str], requests: int = 30) -> dict[str,
             with httpx.Client(base_url=url, timeout=120) as http:
                 for i in range(requests):
                     text = sources[i % len(sources)]
-                    body = {"text": text, "num_return_sequences": 32, "top_k": 5, "seed": i}
+                    body = {
+                        "text": text,
+                        "num_candidates": 32,
+                        "num_return_sequences": 5,
+                        "seed": i,
+                    }
                     start = time.perf_counter()
                     assert http.post("/paraphrase", json=body).status_code == 200
                     times.append(time.perf_counter() - start)
@@ -88,7 +93,7 @@ def main() -> None:
     generator = SimBertGenerator.load(args.generator, device="cpu")
     started = time.perf_counter()
     outputs = [
-        [p.text for p in generator.generate(s, num_return_sequences=32, top_k=5, seed=i)]
+        [p.text for p in generator.generate(s, num_candidates=32, num_return_sequences=5, seed=i)]
         for i, s in enumerate(sources)
     ]
     generation_s = time.perf_counter() - started

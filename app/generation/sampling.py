@@ -19,6 +19,7 @@ class _Sampling:
     """How each next token is drawn (see ``SimBertGenerator.generate``)."""
 
     temperature: float
+    top_k: int
     top_p: float
     no_repeat_ngram_size: int
     generator: torch.Generator
@@ -75,8 +76,9 @@ class SimBertGenerator:
     def generate(
         self,
         text: str,
-        num_return_sequences: int = 32,
-        top_k: int = 5,
+        num_candidates: int = 32,
+        num_return_sequences: int = 5,
+        top_k: int = 0,
         top_p: float = 0.95,
         temperature: float = 1.0,
         max_new_tokens: int = 32,
@@ -84,7 +86,7 @@ class SimBertGenerator:
         seed: int | None = None,
         use_cache: bool = False,
     ) -> list[Paraphrase]:
-        """Sample ``num_return_sequences`` candidates in one batch, return the best ``top_k``.
+        """Sample ``num_candidates`` in one batch, return the best ``num_return_sequences``.
 
         Decoding always ends: [SEP] stays in the nucleus at every step (consistent top-p),
         candidates stop at ``max_new_tokens``, and a token that would repeat an n-gram of the
@@ -93,8 +95,11 @@ class SimBertGenerator:
 
         Args:
             text: The sentence to paraphrase.
-            num_return_sequences: n, candidates sampled.
-            top_k: k, paraphrases returned (fewer if fewer distinct ones came out).
+            num_candidates: n, candidates sampled (SimBERT's ``n``).
+            num_return_sequences: k, paraphrases returned (fewer if fewer distinct ones came
+                out; SimBERT's ``k``).
+            top_k: Sample from the ``top_k`` most probable tokens only (Hugging Face's
+                ``top_k``; 0: off, as in SimBERT's own sampling).
             top_p: Nucleus: sample from the smallest set of tokens with this much probability.
             temperature: Softmax temperature (>= ``MIN_TEMPERATURE``); higher is more varied.
             max_new_tokens: Length cap of a candidate, in tokens.
@@ -107,17 +112,18 @@ class SimBertGenerator:
                 all n rows then run to the end while recomputation drops finished candidates.
 
         Returns:
-            Up to k paraphrases, most similar to the input first.
+            Up to ``num_return_sequences`` paraphrases, most similar to the input first.
 
         Raises:
             InputValidationError: Empty text or knobs out of range.
         """
         if not text.strip():
             raise InputValidationError("text is empty")
-        ok = MIN_TEMPERATURE <= temperature and 0 < top_p <= 1
-        if not (ok and num_return_sequences >= 1 and top_k >= 1):
+        ok = MIN_TEMPERATURE <= temperature and 0 < top_p <= 1 and top_k >= 0
+        if not (ok and num_candidates >= 1 and num_return_sequences >= 1):
             raise InputValidationError(
-                f"need 0 < top_p <= 1, temperature >= {MIN_TEMPERATURE}, n >= 1, k >= 1"
+                f"need 0 < top_p <= 1, top_k >= 0, temperature >= {MIN_TEMPERATURE}, "
+                "num_candidates >= 1, num_return_sequences >= 1"
             )
         self.simbert.model.eval()
         generator = torch.Generator(device="cpu")
@@ -125,8 +131,8 @@ class SimBertGenerator:
         source = self.simbert.tokenizer(
             [text], truncation=True, max_length=self.simbert.max_length, return_tensors="pt"
         )["input_ids"][0]
-        n = num_return_sequences
-        sampling = _Sampling(temperature, top_p, no_repeat_ngram_size, generator)
+        n = num_candidates
+        sampling = _Sampling(temperature, top_k, top_p, no_repeat_ngram_size, generator)
         decode = self._decode_cached if use_cache else self._decode_recomputed
         generated = decode(source, n, max_new_tokens, sampling)
         candidates = []
@@ -135,14 +141,14 @@ class SimBertGenerator:
             candidates.append(
                 self.simbert.tokenizer.decode(tokens, skip_special_tokens=True).strip()
             )
-        return self._rank(text, candidates, top_k)
+        return self._rank(text, candidates, num_return_sequences)
 
     def _next(self, hidden_last: Tensor, generated: Tensor, sampling: _Sampling) -> Tensor:
         """Sample the next token of each row from the last position's hidden state."""
         logits = self.simbert.model.cls(hidden_last).float().cpu() / sampling.temperature
         logits[:, self.blocked] = -math.inf
         self._block_repeats(logits, generated, sampling.no_repeat_ngram_size)
-        return self._sample(logits, sampling.top_p, sampling.generator)
+        return self._sample(logits, sampling.top_k, sampling.top_p, sampling.generator)
 
     @torch.inference_mode()
     def _decode_cached(
@@ -223,10 +229,15 @@ class SimBertGenerator:
                 break
         return generated
 
-    def _sample(self, logits: Tensor, top_p: float, generator: torch.Generator) -> Tensor:
+    def _sample(
+        self, logits: Tensor, top_k: int, top_p: float, generator: torch.Generator
+    ) -> Tensor:
+        """One token per row: top-k, then top-p (as Hugging Face's warpers), [SEP] kept."""
         probs = torch.softmax(logits, dim=-1)
         ordered, order = torch.sort(probs, descending=True, dim=-1)
         outside = ordered.cumsum(dim=-1) - ordered > top_p  # beyond the nucleus
+        if top_k > 0:
+            outside[:, top_k:] = True
         keep = torch.zeros_like(probs, dtype=torch.bool).scatter(1, order, ~outside)
         keep[:, self.sep_id] = True  # [SEP] always reachable: decoding can always stop
         probs = torch.where(keep, probs, torch.zeros_like(probs))

@@ -22,7 +22,7 @@ NO_GENERATOR = (
 class GenerationLimits:
     """Upper bounds of a paraphrase request."""
 
-    max_num_return_sequences: int = 64
+    max_num_candidates: int = 64
     max_new_tokens: int = 64
     max_text_chars: int = 1000
 
@@ -56,15 +56,17 @@ class ParaphraseService:
         self,
         text: str,
         *,
-        num_return_sequences: int = 32,
-        top_k: int = 5,
+        num_candidates: int = 32,
+        num_return_sequences: int = 5,
+        top_k: int = 0,
         top_p: float = 0.95,
         temperature: float = 1.0,
         max_new_tokens: int = 32,
         seed: int | None = None,
         truncate: bool = False,
     ) -> tuple[list[Paraphrase], bool]:
-        """Up to ``top_k`` paraphrases of ``text``, most similar first.
+        """Up to ``num_return_sequences`` paraphrases of ``text`` out of ``num_candidates``
+        sampled, most similar first (``SimBertGenerator.generate``).
 
         A text over the generator's source limit is refused unless ``truncate``; then its
         beginning is paraphrased, and the second value says so.
@@ -84,7 +86,8 @@ class ParaphraseService:
         limits = self.limits
         for name, value, bound in (
             ("text characters", len(text), limits.max_text_chars),
-            ("num_return_sequences", num_return_sequences, limits.max_num_return_sequences),
+            ("num_candidates", num_candidates, limits.max_num_candidates),
+            ("num_return_sequences", num_return_sequences, limits.max_num_candidates),
             ("max_new_tokens", max_new_tokens, limits.max_new_tokens),
         ):
             if value > bound:
@@ -101,6 +104,7 @@ class ParaphraseService:
             results = await asyncio.to_thread(
                 generator.generate,
                 text,
+                num_candidates=num_candidates,
                 num_return_sequences=num_return_sequences,
                 top_k=top_k,
                 top_p=top_p,

@@ -565,13 +565,13 @@ async function paraphrase(view) {
   }
   const body = {
     text,
-    num_return_sequences: Number($("#paraphrase-n").value) || 16,
-    top_k: Number($("#paraphrase-k").value) || 5,
+    num_candidates: Number($("#paraphrase-n").value) || 16,
+    num_return_sequences: Number($("#paraphrase-k").value) || 5,
   };
   const seed = $("#paraphrase-seed").value.trim();
   if (seed) body.seed = Number(seed);
   const action = new Action(view);
-  setStatus(view, `Sampling ${body.num_return_sequences} candidates…`);
+  setStatus(view, `Sampling ${body.num_candidates} candidates…`);
   const results = await action.call("POST", "/paraphrase", body);
   $("#paraphrases").replaceChildren(...results.map((p) => {
     const item = document.createElement("li");

@@ -19,12 +19,14 @@ router = APIRouter(tags=["paraphrase"])
 async def paraphrase(
     body: ParaphraseRequest, services: ServicesDep, response: Response
 ) -> list[ParaphraseOut]:
-    """Up to ``top_k`` paraphrases, most similar first (503 when no generator is loaded).
+    """Up to ``num_return_sequences`` paraphrases, most similar first (503 when no generator
+    is loaded).
 
     A text over the generator's limit (64 tokens) is refused (413) unless ``truncate``; then
     the ``X-Truncated-Inputs`` header says ``text``."""
     results, truncated = await services.paraphrase.paraphrase(
         body.text,
+        num_candidates=body.num_candidates,
         num_return_sequences=body.num_return_sequences,
         top_k=body.top_k,
         top_p=body.top_p,

@@ -26,11 +26,16 @@ def test_happy_path_and_validation(settings: Settings, tiny_simbert) -> None:  #
         results = response.json()
         assert 1 <= len(results) <= 2 and {"text", "score"} == set(results[0])
         assert client.post("/paraphrase", json=body).json() == results  # seeded
+        # Hugging Face's names: the same request as the earlier body above.
+        new = {"text": pairs[0][0], "num_candidates": 8, "num_return_sequences": 2, "seed": 1}
+        assert client.post("/paraphrase", json=new).json() == results
         assert client.get("/info").json()["generator"] == folder.name  # no server path
         for bad, status in (
             ({"text": ""}, 400),
             ({"text": "x", "top_p": 0}, 422),
             ({"text": "x", "num_return_sequences": 65}, 413),
+            ({"text": "x", "num_candidates": 65}, 413),
+            ({"text": "x", "num_candidates": 4, "top_k": -1}, 422),
             ({"text": "x", "max_new_tokens": 65}, 413),
             ({"text": "x", "temperature": -1}, 422),
             ({"text": "x", "temperature": 5e-324}, 422),  # found by schemathesis: NaN sampling

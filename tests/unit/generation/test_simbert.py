@@ -93,14 +93,18 @@ def test_generation_is_terminated_distinct_and_seeded(tiny_simbert) -> None:  # 
     out, _, pairs = tiny_simbert
     generator = SimBertGenerator.load(str(out), device="cpu")
     text = pairs[0][0]
-    results = generator.generate(text, num_return_sequences=16, top_k=3, max_new_tokens=24, seed=0)
+    results = generator.generate(
+        text, num_candidates=16, num_return_sequences=3, max_new_tokens=24, seed=0
+    )
     assert len(results) == 3
     texts = [r.text for r in results]
     assert len(set(texts)) == 3 and all(t.strip() for t in texts)
     assert all(" ".join(t.lower().split()) != " ".join(text.lower().split()) for t in texts)
     assert all("[SEP]" not in t and "[CLS]" not in t for t in texts)
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
-    again = generator.generate(text, num_return_sequences=16, top_k=3, max_new_tokens=24, seed=0)
+    again = generator.generate(
+        text, num_candidates=16, num_return_sequences=3, max_new_tokens=24, seed=0
+    )
     assert again == results
 
 
@@ -128,7 +132,12 @@ def test_cached_decoding_equals_recomputation(tiny_simbert) -> None:  # type: ig
     # key/value cache must then produce exactly what recomputing every step produces.
     folder, _, pairs = tiny_simbert
     generator = SimBertGenerator.load(str(folder), device="cpu")
-    kwargs = {"num_return_sequences": 4, "top_k": 4, "temperature": 0.01, "max_new_tokens": 12}
+    kwargs = {
+        "num_candidates": 4,
+        "num_return_sequences": 4,
+        "temperature": 0.01,
+        "max_new_tokens": 12,
+    }
     for text in (pairs[0][0], pairs[1][0]):
         cached = generator.generate(text, seed=0, use_cache=True, **kwargs)
         recomputed = generator.generate(text, seed=0, use_cache=False, **kwargs)
@@ -136,3 +145,19 @@ def test_cached_decoding_equals_recomputation(tiny_simbert) -> None:  # type: ig
         np.testing.assert_allclose(
             [p.score for p in cached], [p.score for p in recomputed], atol=1e-5
         )
+
+
+@pytest.mark.slow
+def test_top_k_is_the_token_cut_off(tiny_simbert) -> None:  # type: ignore[no-untyped-def]
+    # top_k=1 keeps only the most probable token at each step (and [SEP]): the candidates
+    # can then differ only where [SEP] was drawn, so far fewer distinct ones come out than
+    # from unrestricted sampling with the same seed.
+    folder, _, pairs = tiny_simbert
+    generator = SimBertGenerator.load(str(folder), device="cpu")
+    kwargs = {"num_candidates": 16, "num_return_sequences": 16, "max_new_tokens": 12, "seed": 0}
+    greedy = generator.generate(pairs[0][0], top_k=1, top_p=1.0, **kwargs)
+    free = generator.generate(pairs[0][0], top_k=0, top_p=1.0, **kwargs)
+    assert len(free) > len(greedy)
+    texts = [p.text.split() for p in greedy]
+    shortest = min(texts, key=len)
+    assert all(t[: len(shortest)] == shortest for t in texts)  # one greedy path, cut anywhere
