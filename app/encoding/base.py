@@ -20,12 +20,12 @@ class Encoded:
         vectors: float32 (n, d) sentence vectors, not normalised.
         lengths: int64 (n,) tokens of each sentence before truncation, special tokens
             included (over ``max_seq_length``: the sentence was cut).
-        tokens: n float32 arrays (n_tokens_i, d) of token vectors, or ``None``.
+        token_embeddings: n float32 arrays (n_tokens_i, d) of token vectors, or ``None``.
     """
 
     vectors: Embeddings
     lengths: npt.NDArray[np.int64]
-    tokens: list[npt.NDArray[np.float32]] | None = None
+    token_embeddings: list[npt.NDArray[np.float32]] | None = None
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -36,8 +36,8 @@ class Encoded:
         if len(parts) == 1:
             return parts[0]
         tokens = None
-        if all(p.tokens is not None for p in parts):
-            tokens = [row for p in parts for row in p.tokens or ()]
+        if all(p.token_embeddings is not None for p in parts):
+            tokens = [row for p in parts for row in p.token_embeddings or ()]
         return cls(
             np.concatenate([p.vectors for p in parts]),
             np.concatenate([p.lengths for p in parts]),
@@ -46,7 +46,7 @@ class Encoded:
 
     def __getitem__(self, rows: slice) -> Encoded:
         """The rows ``rows`` (a slice) of each field."""
-        tokens = None if self.tokens is None else self.tokens[rows]
+        tokens = None if self.token_embeddings is None else self.token_embeddings[rows]
         return Encoded(self.vectors[rows], self.lengths[rows], tokens)
 
 
@@ -89,8 +89,11 @@ class Encoder(Protocol):
         """Return float32 sentence vectors of shape (n, d), in input order."""
         ...
 
-    def encode_with_lengths(self, sentences: Sequence[str], *, tokens: bool = False) -> Encoded:
-        """Return vectors, token counts before truncation and (``tokens``) token vectors."""
+    def encode_with_lengths(
+        self, sentences: Sequence[str], *, token_embeddings: bool = False
+    ) -> Encoded:
+        """Return vectors, token counts before truncation and (``token_embeddings``) token
+        vectors."""
         ...
 
     def encode_tokens(

@@ -277,7 +277,9 @@ class BertEncoder:
         Raises:
             InputValidationError: ``sentences`` is a bare string or holds a non-string.
         """
-        return self._encode(sentences, batch_size, show_progress_bar, tokens=False).vectors
+        return self._encode(
+            sentences, batch_size, show_progress_bar, token_embeddings=False
+        ).vectors
 
     def encode_tokens(
         self,
@@ -302,37 +304,47 @@ class BertEncoder:
         Raises:
             InputValidationError: ``sentences`` is a bare string or holds a non-string.
         """
-        encoded = self._encode(sentences, batch_size, show_progress_bar, tokens=True)
-        assert encoded.tokens is not None
-        return encoded.tokens
+        encoded = self._encode(sentences, batch_size, show_progress_bar, token_embeddings=True)
+        assert encoded.token_embeddings is not None
+        return encoded.token_embeddings
 
-    def encode_with_lengths(self, sentences: Sequence[str], *, tokens: bool = False) -> Encoded:
-        """Sentence vectors, each sentence's token count before truncation, and (``tokens``)
-        its token vectors too — all from one tokenization and one forward pass per batch.
+    def encode_with_lengths(
+        self, sentences: Sequence[str], *, token_embeddings: bool = False
+    ) -> Encoded:
+        """Sentence vectors, each sentence's token count before truncation, and
+        (``token_embeddings``) its token vectors too — all from one tokenization and one
+        forward pass per batch.
 
         What a server needs in one model call: the counts tell which sentences were cut to
         ``max_seq_length`` without tokenizing them again.
 
         Returns:
             ``Encoded``: vectors float32 (n, d) as ``encode``; lengths int64 (n,), special
-            tokens included; tokens as ``encode_tokens`` when asked, else ``None``.
+            tokens included; token_embeddings as ``encode_tokens`` when asked, else ``None``.
 
         Raises:
             InputValidationError: ``sentences`` is a bare string or holds a non-string.
         """
-        return self._encode(sentences, None, False, tokens=tokens)
+        return self._encode(sentences, None, False, token_embeddings=token_embeddings)
 
     def _encode(
-        self, sentences: Sequence[str], batch_size: int | None, progress: bool, *, tokens: bool
+        self,
+        sentences: Sequence[str],
+        batch_size: int | None,
+        progress: bool,
+        *,
+        token_embeddings: bool,
     ) -> Encoded:
         n = len(sentences)
         vectors = np.zeros((n, self.dimension), dtype=np.float32)
         lengths = np.zeros(n, dtype=np.int64)
         rows: list[npt.NDArray[np.float32]] | None = None
-        if tokens:
+        if token_embeddings:
             rows = [np.zeros((0, self.dimension), np.float32) for _ in sentences]
         hidden = needs_hidden_states(self.pooling)
-        for batch in self._batches(sentences, batch_size, progress, lengths, special=tokens):
+        for batch in self._batches(
+            sentences, batch_size, progress, lengths, special=token_embeddings
+        ):
             out = self._forward(batch, output_hidden_states=hidden)
             pooled = pool(
                 self.pooling,

@@ -37,14 +37,13 @@ from app.core.errors import (
     StorageError,
     storage_error,
 )
-from app.encoding.base import Encoded
 from app.index.base import CollectionCatalog, VectorCollection
 from app.index.faiss_index import SPEC_BOUNDS as SPEC_BOUNDS  # re-exported for the API
 from app.index.faiss_index import SPEC_GRAMMAR as SPEC_GRAMMAR
 from app.index.faiss_index import SPEC_PATTERN as SPEC_PATTERN
 from app.index.faiss_index import parse_spec
 from app.index.store import Document as Document
-from app.services.batching import MicroBatcher
+from app.services.inference import InferenceGateway
 from app.services.limits import Limits
 from app.services.transforms import TransformRegistry, WhiteningConfig, refit_whitening
 from app.transforms.base import EmbeddingTransform
@@ -65,15 +64,6 @@ _DOCUMENT_ID = re.compile(DOCUMENT_ID_PATTERN)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class EncoderInfo:
-    """What a collection's vectors must come from."""
-
-    model: str
-    pooling: str
-    dimension: int
-
-
 def _label(model: object) -> str:
     """A model's name for messages: a local checkpoint by its folder name, not its path."""
     return Path(model).name if isinstance(model, str) and os.path.isabs(model) else str(model)
@@ -86,10 +76,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) or type(exc).__module__ == "sqlite3":
         return str(storage_error("opening it", exc))
     return f"it could not be opened ({type(exc).__name__}); the server log has the details"
-
-
-#: ``EmbeddingService.check_lengths``: (token counts, truncate, what) -> indices over the limit.
-LengthCheck = Callable[[Sequence[int], bool, str], list[int]]
 
 
 @dataclass(frozen=True)
@@ -112,29 +98,23 @@ class CollectionService:
     Args:
         catalog: Where the collections are kept (``FolderCatalog``: the ``faiss`` backend;
             ``MilvusCatalog``: the ``milvus`` one).
-        batcher: Encodes documents and queries (``Encoded`` rows: vectors and token counts).
-        encoder: Model, pooling and d of the encoder behind the batcher.
+        inference: Encodes documents (with the truncation policy); its model's name, pooling
+            and d are recorded with each collection.
         limits: Request limits.
         transforms: Named transforms under the models folder, for collections that use one.
-        check_length: ``EmbeddingService.check_lengths``: refuses texts over the model's limit
-            unless truncation is asked for, and names those cut (``None``: no check).
     """
 
     def __init__(
         self,
         catalog: CollectionCatalog,
-        batcher: MicroBatcher[Encoded],
-        encoder: EncoderInfo,
+        inference: InferenceGateway,
         limits: Limits,
         transforms: TransformRegistry | None = None,
-        check_length: LengthCheck | None = None,
     ) -> None:
         self.catalog = catalog
-        self.batcher = batcher
-        self.encoder = encoder
+        self.inference = inference
         self.limits = limits
         self.transforms = transforms
-        self.check_length = check_length
         #: The last failed write's error, until a write succeeds again.
         self.fault: str | None = None
         self._collections: dict[str, VectorCollection] = {}
@@ -194,7 +174,7 @@ class CollectionService:
         """``ResolveTransform``: the encoder must be the one the collection was built with;
         the named transform it uses, if any."""
         built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
-        encoder = (self.encoder.model, self.encoder.pooling, self.encoder.dimension)
+        encoder = (self.inference.model_name, self.inference.pooling, self.inference.dimension)
         if built != encoder:
             raise ConflictError(
                 f"it was built with model {_label(built[0])!r}, pooling {built[1]!r}, "
@@ -284,7 +264,7 @@ class CollectionService:
         """
         if not _NAME.fullmatch(name):
             raise InputValidationError(f"collection name {name!r} must match [a-z0-9_-]{{1,64}}")
-        d = self.encoder.dimension
+        d = self.inference.dimension
         fitted = None
         if transform is not None:
             if whitening is not None:
@@ -302,8 +282,8 @@ class CollectionService:
             "name": name,
             "index": index,
             "whitening": None if whitening is None else asdict(whitening),
-            "model": self.encoder.model,
-            "pooling": self.encoder.pooling,
+            "model": self.inference.model_name,
+            "pooling": self.inference.pooling,
             "dimension": d,
             "transform_name": transform,
         }
@@ -415,12 +395,12 @@ class CollectionService:
         ids = [d.id for d in docs]
         if len(set(ids)) != len(ids):
             raise InputValidationError("document ids repeat within the request")
-        encoded = Encoded.concat(await self.batcher.encode_parts([d.text for d in docs]))
-        over: list[int] = []
-        if self.check_length is not None:
-            over = self.check_length(encoded.lengths.tolist(), truncate, "documents")
-        stored = await asyncio.to_thread(self._writing, collection.upsert, docs, encoded.vectors)
-        return Upserted(stored, [stored[i] for i in over])
+        inferred = await self.inference.embed_pooled(
+            [d.text for d in docs], truncate=truncate, what="documents"
+        )
+        vectors = inferred.embeddings
+        stored = await asyncio.to_thread(self._writing, collection.upsert, docs, vectors)
+        return Upserted(stored, [stored[i] for i in inferred.truncated])
 
     def get_document(self, name: str, doc_id: str) -> Document:
         """A stored document. Raises ``NotFoundError``."""
@@ -466,9 +446,9 @@ class CollectionService:
             beta=beta if beta is not None else stored.beta,
             gamma=gamma if gamma is not None else stored.gamma,
         )
-        if config.n_components and config.n_components > self.encoder.dimension:
+        if config.n_components and config.n_components > self.inference.dimension:
             raise InputValidationError(
-                f"whitening k={config.n_components} exceeds d={self.encoder.dimension}"
+                f"whitening k={config.n_components} exceeds d={self.inference.dimension}"
             )
         await asyncio.to_thread(self._writing, refit_whitening, collection, config)
         return self._info(collection)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,10 +15,11 @@ from app.index.base import CollectionCatalog
 from app.index.catalog import FolderCatalog
 from app.services.batching import MicroBatcher, model_thread
 from app.services.clustering import ClusterService
-from app.services.collections import CollectionService, EncoderInfo
+from app.services.collections import CollectionService
 from app.services.drift import DriftService
 from app.services.embeddings import EmbeddingService
 from app.services.encoders import EncoderOptions, load_encoder
+from app.services.inference import InferenceGateway
 from app.services.limits import Limits
 from app.services.metrics import Metrics
 from app.services.paraphrase import ParaphraseService
@@ -76,6 +76,7 @@ class Services:
         settings: The settings it was built from.
         encoder: The loaded encoder.
         batcher: Dynamic batching in front of the encoder.
+        inference: The one way to the model (batcher, identity, truncation policy).
         embeddings: Embeddings and similarity.
         collections: Persistent collections.
         search: Semantic search over them, with optional WMD / WRD reranking.
@@ -89,6 +90,7 @@ class Services:
     settings: Settings
     encoder: Encoder
     batcher: MicroBatcher[Encoded]
+    inference: InferenceGateway
     embeddings: EmbeddingService
     collections: CollectionService
     search: SearchService
@@ -124,19 +126,10 @@ class Services:
             metrics=metrics,
             executor=thread,
         )
-        info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
+        inference = InferenceGateway(encoder, batcher)
         transforms = TransformRegistry(settings.models_dir, encoder)
-        embeddings = EmbeddingService(
-            encoder, batcher, limits, transforms, settings.served_model_names
-        )
-        collections = CollectionService(
-            _catalog(settings),
-            batcher,
-            info,
-            limits,
-            transforms=transforms,
-            check_length=embeddings.check_lengths,
-        )
+        embeddings = EmbeddingService(inference, limits, transforms, settings.served_model_names)
+        collections = CollectionService(_catalog(settings), inference, limits, transforms)
         drift = DriftService(
             collections,
             settings.drift_window,
@@ -148,15 +141,14 @@ class Services:
             settings=settings,
             encoder=encoder,
             batcher=batcher,
+            inference=inference,
             embeddings=embeddings,
             collections=collections,
             search=SearchService(
                 collections,
-                batcher,
+                inference,
                 limits,
-                encode_with_tokens=functools.partial(encoder.encode_with_lengths, tokens=True),
                 token_cache=TokenCache(int(settings.token_cache_mb * 2**20)),
-                check_length=embeddings.check_lengths,
                 on_queries=drift.record,
             ),
             drift=drift,

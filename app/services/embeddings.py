@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.core.errors import (
-    BatchTooLargeError,
     DimensionMismatchError,
     InputValidationError,
     ModelNotFoundError,
 )
 from app.core.types import Embeddings
-from app.encoding.base import Encoded, Encoder
 from app.encoding.registry import ALIASES
-from app.services.batching import MicroBatcher
 from app.services.encoders import explain
+from app.services.inference import InferenceGateway
 from app.services.limits import Limits
 from app.services.transforms import TransformRegistry
 from app.services.transport import TRANSPORT_METHODS, alignment, check_measure
@@ -44,15 +42,15 @@ class SimilarityResult:
             (0, 1].
         alignments: Per sentence, the token pairs carrying the most transport mass
             (``{"source", "target", "source_index", "target_index", "mass"}``), when asked.
-        tokens: With alignments, the word pieces compared (no special tokens), the source
-            sentence's first; the indices of ``alignments`` point into them.
+        word_pieces: With alignments, the word pieces compared (no special tokens), the
+            source sentence's first; the indices of ``alignments`` point into them.
         truncated: Texts cut to the model's limit: 0 is the source sentence, i + 1 is
             ``sentences[i]``.
     """
 
     scores: list[float]
     alignments: list[list[dict[str, Any]]] | None = None
-    tokens: list[list[str]] | None = None
+    word_pieces: list[list[str]] | None = None
     truncated: list[int] = field(default_factory=list)
 
 
@@ -62,38 +60,37 @@ class Embedded:
 
     Attributes:
         vectors: float32 (n, d) or (n, dimensions), unit length when normalised.
-        tokens: Tokens the model read (special tokens included, after truncation).
+        prompt_tokens: Tokens the model read (special tokens included, after truncation).
         truncated: Indices of the sentences cut to the model's limit.
     """
 
     vectors: Embeddings
-    tokens: int
+    prompt_tokens: int
     truncated: list[int]
 
 
 class EmbeddingService:
-    """Sentence vectors and similarity scores through the micro-batcher.
+    """Sentence vectors and similarity scores through the inference gateway.
 
     Args:
-        encoder: The loaded encoder (for its name, dimension and tokenizer).
-        batcher: The micro-batcher in front of ``encoder.encode``.
+        inference: The gateway to the model.
         limits: Request limits.
         transforms: Named transforms for ``similarity``.
+        served_model_names: The names the OpenAI routes answer to (default: the model's own
+            name and its aliases).
     """
 
     def __init__(
         self,
-        encoder: Encoder,
-        batcher: MicroBatcher[Encoded],
+        inference: InferenceGateway,
         limits: Limits,
         transforms: TransformRegistry,
         served_model_names: Sequence[str] | None = None,
     ) -> None:
-        self.encoder = encoder
-        self.batcher = batcher
+        self.inference = inference
         self.limits = limits
         self.transforms = transforms
-        own = encoder.model_name  # a local folder's name, not the server's path to it
+        own = inference.model_name  # a local folder's name, not the server's path to it
         own = Path(own).name if Path(own).is_absolute() else own
         default = [own, *(alias for alias, name in ALIASES.items() if name == own)]
         #: The names the OpenAI routes answer to, the reported one first (``*``: any name).
@@ -120,37 +117,6 @@ class EmbeddingService:
             param="model",
         )
 
-    def check_lengths(
-        self, lengths: Sequence[int], truncate: bool, what: str = "inputs"
-    ) -> list[int]:
-        """Which sentences are over ``max_seq_length`` (and were encoded truncated).
-
-        One policy for every route: a sentence over the model's limit is refused unless the
-        request says ``truncate``; then the encoder's cut stands and the caller reports which.
-        The counts come with the vectors from the model thread (``Encoded.lengths``), so the
-        text is tokenized once.
-
-        Args:
-            lengths: Tokens per sentence before truncation, special tokens included.
-
-        Returns:
-            Indices of the sentences over the limit (empty unless ``truncate``).
-
-        Raises:
-            BatchTooLargeError: A sentence is too long and ``truncate`` is off (``param`` =
-                ``what``).
-        """
-        limit = self.encoder.max_seq_length
-        over = [i for i, n in enumerate(lengths) if n > limit]
-        if over and not truncate:
-            i = over[0]
-            raise BatchTooLargeError(
-                f"{what}[{i}] has {lengths[i]} tokens; the model takes {limit}: shorten it, or "
-                "send truncate=true to cut it (the response then lists it)",
-                param=what,
-            )
-        return over
-
     async def embed(
         self,
         sentences: Sequence[str],
@@ -165,7 +131,7 @@ class EmbeddingService:
 
         Args:
             truncate: Encode the beginning of a sentence over the model's limit instead of
-                refusing it (``check_lengths``); the result names those cut.
+                refusing it (``InferenceGateway.check_lengths``); the result names those cut.
             what: What the sentences are called in error messages (``input``, ``inputs``).
 
         Raises:
@@ -174,18 +140,17 @@ class EmbeddingService:
             DimensionMismatchError: ``dimensions`` outside [1, d].
         """
         self.limits.check_sentences(sentences, what)
-        d = self.encoder.dimension
+        d = self.inference.dimension
         if dimensions is not None and not 1 <= dimensions <= d:
             raise DimensionMismatchError(
                 f"dimensions={dimensions}; this model gives 1..{d}", param="dimensions"
             )
-        encoded = Encoded.concat(await self.batcher.encode_parts(sentences))
-        over = self.check_lengths(encoded.lengths.tolist(), truncate, what)
-        vectors = encoded.vectors
+        inferred = await self.inference.embed_pooled(sentences, truncate=truncate, what=what)
+        vectors = inferred.embeddings
         if dimensions is not None:
             vectors = vectors[:, :dimensions]
-        tokens = int(np.minimum(encoded.lengths, self.encoder.max_seq_length).sum())
-        return Embedded(l2_normalize(vectors) if normalize else vectors, tokens, over)
+        vectors = l2_normalize(vectors) if normalize else vectors
+        return Embedded(vectors, inferred.prompt_tokens, inferred.truncated)
 
     async def similarity(
         self,
@@ -222,22 +187,19 @@ class EmbeddingService:
             if with_alignment:
                 raise InputValidationError("alignment comes from transport: use method wmd or wrd")
             corrector = None if transform is None else self.transforms.get(transform)
-            encoded = Encoded.concat(await self.batcher.encode_parts(texts))
-            over = self.check_lengths(encoded.lengths.tolist(), truncate, "sentences")
-            vectors = encoded.vectors
+            inferred = await self.inference.embed_pooled(texts, truncate=truncate, what="sentences")
+            vectors = inferred.embeddings
             if corrector is not None:  # torch (BERT-flow): on the model thread
-                vectors = await self.batcher.run(corrector.transform, vectors)
-            return SimilarityResult(
-                [float(s) for s in np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]], truncated=over
-            )
+                vectors = await self.inference.run(corrector.transform, vectors)
+            scores = np.asarray(cos_sim(vectors[:1], vectors[1:]))[0]
+            return SimilarityResult([float(s) for s in scores], truncated=inferred.truncated)
         if transform is not None:
             raise InputValidationError("a transform corrects sentence vectors: use it with cosine")
         measure = check_measure(method)
-        encoded = await self.batcher.run(
-            functools.partial(self.encoder.encode_with_lengths, tokens=True), texts
+        inferred = await self.inference.embed_pooled(
+            texts, truncate=truncate, token_embeddings=True, what="sentences"
         )
-        over = self.check_lengths(encoded.lengths.tolist(), truncate, "sentences")
-        tokens = encoded.tokens
+        over, tokens = inferred.truncated, inferred.token_embeddings
         assert tokens is not None
         results = await asyncio.to_thread(
             lambda: [transport_distance(tokens[0], t, measure) for t in tokens[1:]]
@@ -245,7 +207,7 @@ class EmbeddingService:
         scores = [distance_to_score(r.distance, measure) for r in results]
         if not with_alignment:
             return SimilarityResult(scores, truncated=over)
-        words = await self.batcher.run(self.encoder.tokenize, texts)
+        words = await self.inference.tokenize(texts)
         aligned = [alignment(r, words[0], w) for r, w in zip(results, words[1:], strict=True)]
         return SimilarityResult(scores, aligned, words, truncated=over)
 
@@ -273,10 +235,10 @@ class EmbeddingService:
             OverloadedError: The model queue is full.
         """
         self.limits.check_sentences([source_sentence, sentence], "sentences")
-        explanation = await self.batcher.run(
-            functools.partial(explain, n_steps=n_steps, merge_words=merge_words),
-            self.encoder,
+        explanation = await self.inference.run(
+            partial(explain, n_steps=n_steps, merge_words=merge_words),
+            self.inference.encoder,
             source_sentence,
             sentence,
         )
-        return explanation, self.check_lengths(explanation.lengths, truncate, "sentences")
+        return explanation, self.inference.check_lengths(explanation.lengths, truncate, "sentences")

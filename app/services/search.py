@@ -14,14 +14,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from app.core.errors import BatchTooLargeError, NotReadyError
+from app.core.errors import BatchTooLargeError
 from app.core.types import Embeddings
-from app.encoding.base import Encoded
 from app.index.base import SearchHit as SearchHit  # re-exported for the API
 from app.index.base import VectorCollection
 from app.index.store import Scalar
-from app.services.batching import MicroBatcher
-from app.services.collections import CollectionService, LengthCheck
+from app.services.collections import CollectionService
+from app.services.inference import InferenceGateway
 from app.services.limits import Limits
 from app.services.transport import TokenCache, check_measure
 from app.similarity.ot import Measure, distance_to_score, top_k_transport
@@ -58,33 +57,26 @@ class SearchService:
 
     Args:
         collections: The collections.
-        batcher: Encodes queries (and, for reranking, token vectors) on the model thread.
+        inference: Encodes queries (and, for reranking, token vectors) and applies the
+            truncation policy.
         limits: Request limits (queries, ``top_k``, filter keys, candidates, response bytes).
-        encode_with_tokens: Sentence and token vectors in one forward pass (the encoder's
-            ``encode_with_lengths(..., tokens=True)``), for reranking; run on the model thread.
         token_cache: Cache of documents' token vectors, keyed by the open collection instance
             and the document's seq (default: none).
-        check_length: ``EmbeddingService.check_lengths``: refuses queries over the model's limit
-            unless truncation is asked for, and names those cut (``None``: no check).
         on_queries: Told each search's collection and raw query vectors (``DriftService``).
     """
 
     def __init__(
         self,
         collections: CollectionService,
-        batcher: MicroBatcher[Encoded],
+        inference: InferenceGateway,
         limits: Limits,
-        encode_with_tokens: Callable[[list[str]], Encoded] | None = None,
         token_cache: TokenCache | None = None,
-        check_length: LengthCheck | None = None,
         on_queries: Callable[[VectorCollection, Embeddings], None] | None = None,
     ) -> None:
         self.collections = collections
-        self.batcher = batcher
+        self.inference = inference
         self.limits = limits
-        self.encode_with_tokens = encode_with_tokens
         self.token_cache = token_cache or TokenCache(0)
-        self.check_length = check_length
         self.on_queries = on_queries
 
     async def search(
@@ -127,27 +119,25 @@ class SearchService:
                     f"[1, {self.limits.max_rerank_candidates}] (SENTSIM_MAX_RERANK_CANDIDATES)"
                 )
             first_k = max(top_k, rerank.candidates)
-        if measure is None:
-            encoded = Encoded.concat(await self.batcher.encode_parts(list(queries)))
-        else:  # the queries' sentence and token vectors from one forward pass
-            encoded = await self.batcher.run(self._encode_with_tokens(), list(queries))
-        over: list[int] = []
-        if self.check_length is not None:
-            over = self.check_length(encoded.lengths.tolist(), truncate, what)
+        # With a rerank, the queries' sentence and token vectors come from one forward pass.
+        inferred = await self.inference.embed_pooled(
+            queries, truncate=truncate, token_embeddings=measure is not None, what=what
+        )
         if self.on_queries is not None:
-            self.on_queries(collection, encoded.vectors)
+            self.on_queries(collection, inferred.embeddings)
         hits = await asyncio.to_thread(
-            collection.search, encoded.vectors, first_k, where, self.limits.check_response_bytes
+            collection.search,
+            inferred.embeddings,
+            first_k,
+            where,
+            self.limits.check_response_bytes,
         )
         if measure is not None:
-            assert encoded.tokens is not None
-            hits = await self._rerank(collection.uid, encoded.tokens, hits, top_k, measure)
-        return Searched(hits, over)
-
-    def _encode_with_tokens(self) -> Callable[[list[str]], Encoded]:
-        if self.encode_with_tokens is None:
-            raise NotReadyError("reranking needs the encoder's token vectors")
-        return self.encode_with_tokens
+            assert inferred.token_embeddings is not None
+            hits = await self._rerank(
+                collection.uid, inferred.token_embeddings, hits, top_k, measure
+            )
+        return Searched(hits, inferred.truncated)
 
     async def _rerank(
         self,
@@ -165,10 +155,12 @@ class SearchService:
             if cached is not None:
                 tokens[h.seq] = cached
         missing = {h.seq: h.text for row in hits for h in row if h.seq not in tokens}
-        if missing:
-            encoded = await self.batcher.run(self._encode_with_tokens(), list(missing.values()))
-            assert encoded.tokens is not None
-            for seq, vectors in zip(missing, encoded.tokens, strict=True):
+        if missing:  # stored documents: their cut was reported when they were upserted
+            encoded = await self.inference.embed_pooled(
+                list(missing.values()), truncate=True, token_embeddings=True, what="documents"
+            )
+            assert encoded.token_embeddings is not None
+            for seq, vectors in zip(missing, encoded.token_embeddings, strict=True):
                 tokens[seq] = vectors
                 self.token_cache.put((uid, seq), vectors)
 

@@ -1,11 +1,13 @@
 """Word Mover's and Word Rotator's Distance: optimal transport between token vectors.
 
 Two sentences are compared as weighted point sets of their contextual token vectors
-a (m, d) and b (n, d) (special tokens and padding removed), by the optimal-transport cost
+``xs`` (n_s, d) and ``xt`` (n_t, d) (special tokens and padding removed), by the
+optimal-transport cost
 
-    W(p, q) = min_{gamma >= 0} sum_ij gamma_ij * M_ij   s.t.  gamma 1 = p,  gamma^T 1 = q
+    W(a, b) = min_{gamma >= 0} sum_ij gamma_ij * M_ij   s.t.  gamma 1 = a,  gamma^T 1 = b
 
-(DESIGN.md §4). Names follow POT: weights ``a``/``b`` become marginals, ``M`` the cost matrix
+(DESIGN.md §4). Names follow POT: point clouds ``xs``/``xt``, their weights ``a``/``b``
+(the marginals), ``M`` the cost matrix
 and ``gamma`` the plan, solved exactly with POT's network simplex (``ot.emd2``) or
 approximately with entropic Sinkhorn (``ot.sinkhorn2``).
 
@@ -59,20 +61,20 @@ class Transport:
 
     Attributes:
         distance: The transport cost (WMD in [0, inf), WRD in [0, 2]); lower is closer.
-        plan: gamma, float64 (m, n): mass moved from token i of the first sentence to token j
-            of the second; rows sum to the first marginal, columns to the second.
+        plan: gamma, float64 (n_s, n_t): mass moved from token i of the first sentence to
+            token j of the second; rows sum to ``a``, columns to ``b``.
     """
 
     distance: float
     plan: npt.NDArray[np.float64]
 
 
-def _check(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
+def _check(xs: npt.ArrayLike, xt: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(xt, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise DimensionMismatchError(
-            f"need token matrices (m, d) and (n, d), got {x.shape}, {y.shape}"
+            f"need token matrices (n_s, d) and (n_t, d), got {x.shape}, {y.shape}"
         )
     if len(x) == 0 or len(y) == 0:
         raise EmptyInputError("a sentence without tokens has no transport distance")
@@ -94,15 +96,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def _measure_weights(
     measure: Measure,
-    a: np.ndarray,
-    b: np.ndarray,
-    a_weights: npt.ArrayLike | None,
-    b_weights: npt.ArrayLike | None,
+    xs: np.ndarray,
+    xt: np.ndarray,
+    a: npt.ArrayLike | None,
+    b: npt.ArrayLike | None,
 ) -> tuple[Weights, Weights]:
     """The marginals of a measure: norms for WRD, given (or uniform) weights for WMD."""
     if measure == "wrd":
-        return norm_weights(a), norm_weights(b)
-    return _marginal(a_weights, len(a)), _marginal(b_weights, len(b))
+        return norm_weights(xs), norm_weights(xt)
+    return _marginal(a, len(xs)), _marginal(b, len(xt))
 
 
 def norm_weights(tokens: npt.ArrayLike) -> Weights:
@@ -112,14 +114,15 @@ def norm_weights(tokens: npt.ArrayLike) -> Weights:
 
 
 def cost_matrix(
-    a: npt.ArrayLike, b: npt.ArrayLike, metric: Literal["euclidean", "cosine"]
+    xs: npt.ArrayLike, xt: npt.ArrayLike, metric: Literal["euclidean", "cosine"]
 ) -> npt.NDArray[np.float64]:
-    """Pairwise cost M, float64 (m, n): Euclidean distance, or 1 - cosine in [0, 2].
+    """Pairwise cost M, float64 (n_s, n_t), between the rows of ``xs`` (n_s, d) and ``xt``
+    (n_t, d): Euclidean distance, or 1 - cosine in [0, 2] (as POT's ``ot.dist``).
 
     Raises:
-        DimensionMismatchError: Not (m, d) and (n, d).
+        DimensionMismatchError: Not (n_s, d) and (n_t, d).
     """
-    x, y = _check(a, b)
+    x, y = _check(xs, xt)
     if metric == "euclidean":
         sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
         return np.asarray(np.sqrt(np.maximum(sq, 0.0)), dtype=np.float64)
@@ -138,10 +141,10 @@ def _solve(p: Weights, q: Weights, M: np.ndarray, solver: Solver, reg: float) ->
 
 
 def word_movers_distance(
-    a: npt.ArrayLike,
-    b: npt.ArrayLike,
-    a_weights: npt.ArrayLike | None = None,
-    b_weights: npt.ArrayLike | None = None,
+    xs: npt.ArrayLike,
+    xt: npt.ArrayLike,
+    a: npt.ArrayLike | None = None,
+    b: npt.ArrayLike | None = None,
     *,
     solver: Solver = "emd",
     reg: float = 0.05,
@@ -149,100 +152,99 @@ def word_movers_distance(
     """WMD between two sentences' token vectors (Kusner et al. 2015).
 
     Args:
-        a: float (m, d) token vectors of the first sentence.
-        b: float (n, d) token vectors of the second.
-        a_weights: (m,) non-negative token weights (e.g. idf), normalised here; ``None``:
-            uniform 1/m.
-        b_weights: (n,) likewise.
+        xs: float (n_s, d) token vectors of the first sentence (POT's source samples).
+        xt: float (n_t, d) token vectors of the second (the target samples).
+        a: (n_s,) non-negative weights of ``xs``'s tokens (e.g. idf), normalised here;
+            ``None``: uniform 1/n_s (POT's ``a``).
+        b: (n_t,) likewise for ``xt`` (POT's ``b``).
         solver: ``emd`` (exact network simplex, POT ``ot.emd``) or ``sinkhorn`` (entropic,
             approximate, an upper bound of the exact cost).
         reg: Sinkhorn's regularisation, relative to the largest cost.
 
     Returns:
         The distance in [0, inf), lower is closer (0 for identical sentences), and the plan
-        gamma (m, n).
+        gamma (n_s, n_t).
 
     Raises:
         DimensionMismatchError, EmptyInputError, InputValidationError.
     """
-    M = cost_matrix(a, b, "euclidean")
-    return _solve(
-        _marginal(a_weights, M.shape[0]), _marginal(b_weights, M.shape[1]), M, solver, reg
-    )
+    M = cost_matrix(xs, xt, "euclidean")
+    return _solve(_marginal(a, M.shape[0]), _marginal(b, M.shape[1]), M, solver, reg)
 
 
 def word_rotators_distance(
-    a: npt.ArrayLike, b: npt.ArrayLike, *, solver: Solver = "emd", reg: float = 0.05
+    xs: npt.ArrayLike, xt: npt.ArrayLike, *, solver: Solver = "emd", reg: float = 0.05
 ) -> Transport:
     """WRD between two sentences' token vectors (Yokoi et al. 2020): norm weights, cosine cost.
 
     Args:
-        a: float (m, d) token vectors of the first sentence.
-        b: float (n, d) token vectors of the second.
+        xs: float (n_s, d) token vectors of the first sentence.
+        xt: float (n_t, d) token vectors of the second.
         solver: ``emd`` (exact) or ``sinkhorn`` (approximate).
         reg: Sinkhorn's regularisation, relative to the largest cost.
 
     Returns:
         The distance in [0, 2], lower is closer (0 for identical sentences), and the plan
-        gamma (m, n).
+        gamma (n_s, n_t).
 
     Raises:
         DimensionMismatchError, EmptyInputError, InputValidationError.
     """
-    M = cost_matrix(a, b, "cosine")
-    return _solve(norm_weights(a), norm_weights(b), M, solver, reg)
+    M = cost_matrix(xs, xt, "cosine")
+    return _solve(norm_weights(xs), norm_weights(xt), M, solver, reg)
 
 
 def word_centroid_distance(
-    a: npt.ArrayLike,
-    b: npt.ArrayLike,
+    xs: npt.ArrayLike,
+    xt: npt.ArrayLike,
     measure: Measure,
-    a_weights: npt.ArrayLike | None = None,
-    b_weights: npt.ArrayLike | None = None,
+    a: npt.ArrayLike | None = None,
+    b: npt.ArrayLike | None = None,
 ) -> float:
     """A lower bound of WMD or WRD from the weighted centroids (never above the exact cost).
 
-    WMD: ‖Σ p_i a_i − Σ q_j b_j‖. WRD: ½‖Σ p_i â_i − Σ q_j b̂_j‖² with unit vectors â, b̂.
+    WMD: ‖Σ a_i xs_i − Σ b_j xt_j‖. WRD: ½‖Σ a_i x̂s_i − Σ b_j x̂t_j‖² with unit vectors.
     """
-    x, y = _check(a, b)
-    p, q = _measure_weights(measure, x, y, a_weights, b_weights)
+    x, y = _check(xs, xt)
+    p, q = _measure_weights(measure, x, y, a, b)
     if measure == "wrd":
         return 0.5 * float(np.sum((p @ _unit(x) - q @ _unit(y)) ** 2))
     return float(np.linalg.norm(p @ x - q @ y))
 
 
 def relaxed_distance(
-    a: npt.ArrayLike,
-    b: npt.ArrayLike,
+    xs: npt.ArrayLike,
+    xt: npt.ArrayLike,
     measure: Measure,
-    a_weights: npt.ArrayLike | None = None,
-    b_weights: npt.ArrayLike | None = None,
+    a: npt.ArrayLike | None = None,
+    b: npt.ArrayLike | None = None,
 ) -> float:
     """Relaxed WMD / WRD: the larger of the two one-marginal relaxations (a lower bound)."""
-    x, y = _check(a, b)
+    x, y = _check(xs, xt)
     M = cost_matrix(x, y, "cosine" if measure == "wrd" else "euclidean")
-    p, q = _measure_weights(measure, x, y, a_weights, b_weights)
+    p, q = _measure_weights(measure, x, y, a, b)
     return float(max(p @ M.min(axis=1), q @ M.min(axis=0)))
 
 
 def transport_distance(
-    a: npt.ArrayLike,
-    b: npt.ArrayLike,
+    xs: npt.ArrayLike,
+    xt: npt.ArrayLike,
     measure: Measure,
-    a_weights: npt.ArrayLike | None = None,
-    b_weights: npt.ArrayLike | None = None,
+    a: npt.ArrayLike | None = None,
+    b: npt.ArrayLike | None = None,
     *,
     solver: Solver = "emd",
 ) -> Transport:
-    """WMD or WRD by name (``measure``: ``wmd`` | ``wrd``).
+    """WMD or WRD by name (``measure``: ``wmd`` | ``wrd``) between token vectors ``xs``
+    (n_s, d) and ``xt`` (n_t, d) with WMD weights ``a`` (n_s,) and ``b`` (n_t,).
 
     Raises:
         InputValidationError: Unknown measure (WRD takes no weights: they are the norms).
     """
     if measure == "wrd":
-        return word_rotators_distance(a, b, solver=solver)
+        return word_rotators_distance(xs, xt, solver=solver)
     if measure == "wmd":
-        return word_movers_distance(a, b, a_weights, b_weights, solver=solver)
+        return word_movers_distance(xs, xt, a, b, solver=solver)
     raise InputValidationError(f"unknown transport measure {measure!r}; choose wmd or wrd")
 
 

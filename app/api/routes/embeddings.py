@@ -48,7 +48,7 @@ async def openai_embeddings(body: EmbeddingsRequest, service: EmbeddingsDep) -> 
         if body.encoding_format == "base64"
         else list(vectors)
     )
-    usage = {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens}
+    usage = {"prompt_tokens": embedded.prompt_tokens, "total_tokens": embedded.prompt_tokens}
     content = {
         "object": "list",
         "data": [

@@ -47,7 +47,7 @@ async def similarity(
     if result.alignments is None:
         return result.scores
     return SimilarityWithAlignment.model_validate(
-        {"scores": result.scores, "alignments": result.alignments, "tokens": result.tokens}
+        {"scores": result.scores, "alignments": result.alignments, "tokens": result.word_pieces}
     )
 
 

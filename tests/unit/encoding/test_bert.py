@@ -187,17 +187,22 @@ def test_encode_with_lengths_counts_before_truncation_and_cuts_as_the_tokenizer(
 ) -> None:
     encoder = BertEncoder(str(tiny_bert_dir), max_seq_length=7, device="cpu", batch_size=2)
     texts = ["a man plays a guitar in the park with a dog", "a dog", "", "the cat eats food"]
-    encoded = encoder.encode_with_lengths(texts, tokens=True)
+    encoded = encoder.encode_with_lengths(texts, token_embeddings=True)
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     assert encoded.lengths.tolist() == [len(tokenizer(t)["input_ids"]) for t in texts]
     assert encoded.lengths[0] > 7  # the first one is cut
     np.testing.assert_allclose(
         encoded.vectors, _truncated_reference(tiny_bert_dir, texts, 7), atol=1e-5
     )
-    assert encoded.tokens is not None
-    for got, want in zip(encoded.tokens, encoder.encode_tokens(texts), strict=True):
+    assert encoded.token_embeddings is not None
+    for got, want in zip(encoded.token_embeddings, encoder.encode_tokens(texts), strict=True):
         np.testing.assert_array_equal(got, want)
-    assert [len(t) for t in encoded.tokens] == [5, 2, 0, 4]  # specials dropped, cut to 7 - 2
+    assert [len(t) for t in encoded.token_embeddings] == [
+        5,
+        2,
+        0,
+        4,
+    ]  # specials dropped, cut to 7 - 2
     halves = [encoded[0:2], encoded[2:4]]
     joined = type(encoded).concat(halves)
     np.testing.assert_array_equal(joined.vectors, encoded.vectors)

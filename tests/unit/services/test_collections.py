@@ -16,7 +16,8 @@ from app.index.catalog import FolderCatalog
 from app.index.collection import INDEX_FILE
 from app.index.store import Document, DocumentStore
 from app.services.batching import MicroBatcher
-from app.services.collections import CollectionService, EncoderInfo
+from app.services.collections import CollectionService
+from app.services.inference import InferenceGateway
 from app.services.limits import Limits
 from app.services.search import SearchService
 
@@ -39,11 +40,11 @@ class Harness:
         self.loop = asyncio.new_event_loop()
         self.batcher = MicroBatcher(encoder.encode_with_lengths, max_wait_ms=1)
         self.loop.run_until_complete(self._start())
-        info = EncoderInfo(encoder.model_name, encoder.pooling, encoder.dimension)
+        inference = InferenceGateway(encoder, self.batcher)
         catalog = FolderCatalog(root) if isinstance(root, Path) else root
-        self.service = CollectionService(catalog, self.batcher, info, Limits(max_top_k=20))
+        self.service = CollectionService(catalog, inference, Limits(max_top_k=20))
         self.service.open_all()
-        self.search = SearchService(self.service, self.batcher, Limits(max_top_k=20))
+        self.search = SearchService(self.service, inference, Limits(max_top_k=20))
 
     async def _start(self) -> None:
         self.batcher.start()

@@ -139,6 +139,6 @@ def test_bad_input() -> None:
     with pytest.raises(EmptyInputError):
         word_rotators_distance(a, np.ones((0, 4)))
     with pytest.raises(InputValidationError):
-        word_movers_distance(a, a, a_weights=[1, -1, 1])
+        word_movers_distance(a, a, a=[1, -1, 1])
     with pytest.raises(InputValidationError):
         transport_distance(a, a, "emd")  # type: ignore[arg-type]
