@@ -143,10 +143,10 @@ class VectorCollection(Protocol):
         self,
         raw_queries: Embeddings,
         top_k: int,
-        where: dict[str, Scalar] | None = None,
+        filter: dict[str, Scalar] | None = None,
         check_size: Callable[[int], None] | None = None,
     ) -> list[list[SearchHit]]:
-        """Per raw query float32 (q, d), up to ``top_k`` hits whose metadata equals ``where``,
+        """Per raw query float32 (q, d), up to ``top_k`` hits whose metadata equals ``filter``,
         best first (cosine in [-1, 1], higher is closer); ``check_size`` is called with the
         bytes the hits hold before they are read, and may raise."""
         ...

@@ -262,7 +262,7 @@ class Collection(CollectionBase):
         self,
         raw_queries: Embeddings,
         top_k: int,
-        where: dict[str, Scalar] | None = None,
+        filter: dict[str, Scalar] | None = None,
         check_size: Callable[[int], None] | None = None,
     ) -> list[list[SearchHit]]:
         """The ``top_k`` nearest documents of each raw query vector.
@@ -270,7 +270,7 @@ class Collection(CollectionBase):
         Args:
             raw_queries: float32 (q, d) raw encoder vectors.
             top_k: Hits per query.
-            where: Metadata equality filter (``DocumentStore.filter_seqs``).
+            filter: Metadata equality filter (``DocumentStore.filter_seqs``).
             check_size: Called, before any document is read, with the bytes of text and
                 metadata the hits hold (plus ``HIT_OVERHEAD_BYTES`` each); it may raise.
 
@@ -281,7 +281,7 @@ class Collection(CollectionBase):
             NotFoundError: The collection was deleted.
         """
         with self.exclusive(f"searching collection {self.name!r}"):
-            allowed = None if where is None else self.store.filter_seqs(where)
+            allowed = None if filter is None else self.store.filter_seqs(filter)
             if self.index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
                 return [[] for _ in raw_queries]
             scores, seqs = self.index.search(self.prepare(raw_queries), top_k + self.stale, allowed)

@@ -193,17 +193,17 @@ class MilvusCollection(CollectionBase):
         self,
         raw_queries: Embeddings,
         top_k: int,
-        where: dict[str, Scalar] | None = None,
+        filter: dict[str, Scalar] | None = None,
         check_size: Callable[[int], None] | None = None,
     ) -> list[list[SearchHit]]:
         """The ``top_k`` nearest documents of each raw query vector whose metadata equals
-        ``where``, best first (cosine in [-1, 1], higher is closer). ``check_size`` is
+        ``filter``, best first (cosine in [-1, 1], higher is closer). ``check_size`` is
         called with the bytes the hits' text and metadata hold (read with the hits: Milvus
         returns them in the same answer) and may raise."""
-        expression = filter_expression(where)
+        expression = filter_expression(filter)
         queries = self.prepare(raw_queries)
         with self.exclusive(f"searching collection {self.name!r}"):
-            results = [self._search_one(q, top_k, expression, where) for q in queries]
+            results = [self._search_one(q, top_k, expression, filter) for q in queries]
         if check_size is not None:
             size = sum(
                 len(h.text.encode()) + len(json.dumps(h.metadata).encode()) + 64
@@ -214,7 +214,7 @@ class MilvusCollection(CollectionBase):
         return results
 
     def _search_one(
-        self, query: npt.NDArray[np.float32], top_k: int, expression: str, where: Any
+        self, query: npt.NDArray[np.float32], top_k: int, expression: str, filter: Any
     ) -> list[SearchHit]:
         limit = min(top_k, MAX_LIMIT)
         while True:
@@ -236,7 +236,7 @@ class MilvusCollection(CollectionBase):
                     int(h["seq"]),
                 )
                 for h in answer
-                if matches(h["entity"]["metadata"], where)
+                if matches(h["entity"]["metadata"], filter)
             ]
             if len(hits) >= top_k or len(answer) < limit or limit >= MAX_LIMIT:
                 return hits[:top_k]

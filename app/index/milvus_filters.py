@@ -29,7 +29,7 @@ def _literal(value: Scalar) -> str:
     return json.dumps(value)
 
 
-def filter_expression(where: dict[str, Scalar] | None) -> str:
+def filter_expression(filter: dict[str, Scalar] | None) -> str:
     """A metadata equality filter as a Milvus boolean expression that matches at least the
     documents ``DocumentStore.filter_seqs`` matches (see the module's note on exactness).
 
@@ -37,7 +37,7 @@ def filter_expression(where: dict[str, Scalar] | None) -> str:
         InputValidationError: A value is not a JSON scalar.
     """
     clauses = []
-    for key, value in (where or {}).items():
+    for key, value in (filter or {}).items():
         if isinstance(value, dict | list):
             raise InputValidationError(f"filter value of {key!r} must be a scalar")
         field = f"metadata[{json.dumps(key)}]"
@@ -45,10 +45,10 @@ def filter_expression(where: dict[str, Scalar] | None) -> str:
     return " and ".join(clauses)
 
 
-def matches(metadata: dict[str, Any], where: dict[str, Scalar] | None) -> bool:
-    """Whether metadata equals ``where`` on every key, by JSON type and value (``1`` matches
+def matches(metadata: dict[str, Any], filter: dict[str, Scalar] | None) -> bool:
+    """Whether metadata equals ``filter`` on every key, by JSON type and value (``1`` matches
     ``1`` and ``1.0``, not ``"1"`` or ``true``; ``None`` matches a stored null only)."""
-    for key, value in (where or {}).items():
+    for key, value in (filter or {}).items():
         if key not in metadata:
             return False
         stored = metadata[key]

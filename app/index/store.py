@@ -205,8 +205,8 @@ class DocumentStore:
             rows = self._db.execute("SELECT seq FROM documents ORDER BY seq").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    def filter_seqs(self, where: dict[str, Scalar]) -> np.ndarray:
-        """Seqs of the documents whose metadata equals ``where`` on every key, int64 (m,).
+    def filter_seqs(self, filter: dict[str, Scalar]) -> np.ndarray:
+        """Seqs of the documents whose metadata equals ``filter`` on every key, int64 (m,).
 
         Keys are whole top-level keys (dots, brackets, quotes and any other characters
         included); values match by JSON type and value (``1`` matches ``1`` and ``1.0``, not
@@ -217,7 +217,7 @@ class DocumentStore:
         """
         clauses: list[str] = []
         params: list[Any] = []
-        for key, value in where.items():
+        for key, value in filter.items():
             if isinstance(value, dict | list):
                 raise InputValidationError(f"filter value of {key!r} must be a scalar")
             if '"' in key:  # a JSON path cannot name it: look the key up among all keys

@@ -22,7 +22,7 @@ from app.services.encoders import explain
 from app.services.inference import InferenceGateway
 from app.services.limits import Limits
 from app.services.transforms import TransformRegistry
-from app.services.transport import TRANSPORT_METHODS, alignment, check_measure
+from app.services.transport import TRANSPORT_METHODS, alignment, check_transport_method
 from app.similarity.metrics import cos_sim
 from app.similarity.ot import distance_to_score, transport_distance
 from app.transforms.normalize import l2_normalize
@@ -195,16 +195,16 @@ class EmbeddingService:
             return SimilarityResult([float(s) for s in scores], truncated=inferred.truncated)
         if transform is not None:
             raise InputValidationError("a transform corrects sentence vectors: use it with cosine")
-        measure = check_measure(method)
+        transport = check_transport_method(method)
         inferred = await self.inference.embed_pooled(
             texts, truncate=truncate, token_embeddings=True, what="sentences"
         )
         over, tokens = inferred.truncated, inferred.token_embeddings
         assert tokens is not None
         results = await asyncio.to_thread(
-            lambda: [transport_distance(tokens[0], t, measure) for t in tokens[1:]]
+            lambda: [transport_distance(tokens[0], t, transport) for t in tokens[1:]]
         )
-        scores = [distance_to_score(r.distance, measure) for r in results]
+        scores = [distance_to_score(r.distance, transport) for r in results]
         if not with_alignment:
             return SimilarityResult(scores, truncated=over)
         words = await self.inference.tokenize(texts)

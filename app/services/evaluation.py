@@ -17,7 +17,7 @@ from app.evaluation.retrieval import partner_recall_at_1
 from app.evaluation.sts import spearman_x100
 from app.services.encoders import EncoderOptions, encode_unique, load_encoder
 from app.similarity.metrics import pairwise_cos_sim
-from app.similarity.ot import IdfWeights, Measure, distance_to_score, transport_distance
+from app.similarity.ot import IdfWeights, TransportMethod, distance_to_score, transport_distance
 from app.transforms.base import EmbeddingTransform
 from app.transforms.spec import TransformSpec
 from app.transforms.whitening import Whitening
@@ -35,7 +35,7 @@ class StsResult:
         model: The encoder's model name.
         precision: ``fp32``, ``bf16`` or ``int8``.
         pooling: The pooling mode.
-        method: The similarity measure: ``cosine`` of sentence vectors, or ``wmd`` / ``wrd``
+        method: The similarity method: ``cosine`` of sentence vectors, or ``wmd`` / ``wrd``
             over token vectors (scored 1 / (1 + WMD), 1 - WRD; pooling ``tokens``).
         transform: ``none`` or ``whitening``.
         n_components: Dimension of the compared vectors (k; d for ``none``).
@@ -183,7 +183,7 @@ def evaluate_transport(encoder: Encoder, pairs: StsPairs, method: str) -> StsRes
         InputValidationError: Unknown method.
     """
     _check_transport_method(method)
-    measure: Measure = "wrd" if method == "wrd" else "wmd"
+    transport: TransportMethod = "wrd" if method == "wrd" else "wmd"
     index: dict[str, int] = {}
     rows = [index.setdefault(s, len(index)) for s in pairs.sentences]
     tokens = encoder.encode_tokens(list(index))
@@ -195,8 +195,8 @@ def evaluate_transport(encoder: Encoder, pairs: StsPairs, method: str) -> StsRes
     n = len(pairs)
     scores = [
         distance_to_score(
-            transport_distance(tokens[a], tokens[b], measure, weights[a], weights[b]).distance,
-            measure,
+            transport_distance(tokens[a], tokens[b], transport, weights[a], weights[b]).distance,
+            transport,
         )
         for a, b in zip(rows[:n], rows[n:], strict=True)
     ]

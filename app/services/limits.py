@@ -73,11 +73,11 @@ class Limits:
                 "(SENTSIM_MAX_METADATA_BYTES): keep large payloads outside the collection"
             )
 
-    def check_filter(self, where: Mapping[str, Any] | None) -> None:
+    def check_filter(self, filter: Mapping[str, Any] | None) -> None:
         """Raise ``BatchTooLargeError`` for a filter with too many keys."""
-        if where is not None and len(where) > self.max_filter_keys:
+        if filter is not None and len(filter) > self.max_filter_keys:
             raise BatchTooLargeError(
-                f"filter has {len(where)} keys; the limit is {self.max_filter_keys} "
+                f"filter has {len(filter)} keys; the limit is {self.max_filter_keys} "
                 "(SENTSIM_MAX_FILTER_KEYS)"
             )
 

@@ -22,8 +22,8 @@ from app.index.store import Scalar
 from app.services.collections import CollectionService
 from app.services.inference import InferenceGateway
 from app.services.limits import Limits
-from app.services.transport import TokenCache, check_measure
-from app.similarity.ot import Measure, distance_to_score, top_k_transport
+from app.services.transport import TokenCache, check_transport_method
+from app.similarity.ot import TransportMethod, distance_to_score, top_k_transport
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class SearchService:
         name: str,
         queries: Sequence[str],
         top_k: int = 10,
-        where: dict[str, Scalar] | None = None,
+        filter: dict[str, Scalar] | None = None,
         rerank: Rerank | None = None,
         *,
         truncate: bool = False,
@@ -105,14 +105,14 @@ class SearchService:
         """
         collection = self.collections.get(name)
         self.limits.check_sentences(queries, what)
-        self.limits.check_filter(where)
+        self.limits.check_filter(filter)
         if not 1 <= top_k <= self.limits.max_top_k:
             raise BatchTooLargeError(
                 f"top_k={top_k}; it must be in [1, {self.limits.max_top_k}] (SENTSIM_MAX_TOP_K)"
             )
-        first_k, measure = top_k, None
+        first_k, method = top_k, None
         if rerank is not None:
-            measure = check_measure(rerank.method)
+            method = check_transport_method(rerank.method)
             if not 1 <= rerank.candidates <= self.limits.max_rerank_candidates:
                 raise BatchTooLargeError(
                     f"rerank.candidates={rerank.candidates}; it must be in "
@@ -121,7 +121,7 @@ class SearchService:
             first_k = max(top_k, rerank.candidates)
         # With a rerank, the queries' sentence and token vectors come from one forward pass.
         inferred = await self.inference.embed_pooled(
-            queries, truncate=truncate, token_embeddings=measure is not None, what=what
+            queries, truncate=truncate, token_embeddings=method is not None, what=what
         )
         if self.on_queries is not None:
             self.on_queries(collection, inferred.embeddings)
@@ -129,13 +129,13 @@ class SearchService:
             collection.search,
             inferred.embeddings,
             first_k,
-            where,
+            filter,
             self.limits.check_response_bytes,
         )
-        if measure is not None:
+        if method is not None:
             assert inferred.token_embeddings is not None
             hits = await self._rerank(
-                collection.uid, inferred.token_embeddings, hits, top_k, measure
+                collection.uid, inferred.token_embeddings, hits, top_k, method
             )
         return Searched(hits, inferred.truncated)
 
@@ -145,7 +145,7 @@ class SearchService:
         queries: list[np.ndarray],
         hits: list[list[SearchHit]],
         top_k: int,
-        measure: Measure,
+        method: TransportMethod,
     ) -> list[list[SearchHit]]:
         """Reorder each query's hits by transport between ``queries`` (its token vectors,
         float32 (n_tokens, d)) and the documents' token vectors (cached, else encoded)."""
@@ -167,12 +167,12 @@ class SearchService:
         def rank() -> list[list[SearchHit]]:
             out = []
             for query_tokens, row in zip(queries, hits, strict=True):
-                best = top_k_transport(query_tokens, [tokens[h.seq] for h in row], top_k, measure)
+                best = top_k_transport(query_tokens, [tokens[h.seq] for h in row], top_k, method)
                 out.append(
                     [
                         replace(
                             row[i],
-                            score=distance_to_score(d, measure),
+                            score=distance_to_score(d, method),
                             vector_score=row[i].score,
                             distance=d,
                         )

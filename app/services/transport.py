@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import InputValidationError
-from app.similarity.ot import Measure, Transport
+from app.similarity.ot import Transport, TransportMethod
 
 #: Similarity methods of POST /similarity and rerankers of search.
 TRANSPORT_METHODS: tuple[str, ...] = ("wmd", "wrd")
 
 
-def check_measure(method: str) -> Measure:
-    """``method`` as a transport measure. Raises ``InputValidationError`` if it is none."""
+def check_transport_method(method: str) -> TransportMethod:
+    """``method`` as a transport method. Raises ``InputValidationError`` if it is none."""
     if method == "wmd":
         return "wmd"
     if method == "wrd":

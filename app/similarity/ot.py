@@ -49,7 +49,7 @@ from app.core.errors import DimensionMismatchError, EmptyInputError, InputValida
 
 Tokens = npt.NDArray[np.float32]  # (n_tokens, d)
 Weights = npt.NDArray[np.float64]  # (n_tokens,), non-negative, sums to 1
-Measure = Literal["wmd", "wrd"]
+TransportMethod = Literal["wmd", "wrd"]
 Solver = Literal["emd", "sinkhorn"]
 
 _EPS = 1e-12
@@ -95,14 +95,14 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _measure_weights(
-    measure: Measure,
+    method: TransportMethod,
     xs: np.ndarray,
     xt: np.ndarray,
     a: npt.ArrayLike | None,
     b: npt.ArrayLike | None,
 ) -> tuple[Weights, Weights]:
-    """The marginals of a measure: norms for WRD, given (or uniform) weights for WMD."""
-    if measure == "wrd":
+    """The marginals of a method: norms for WRD, given (or uniform) weights for WMD."""
+    if method == "wrd":
         return norm_weights(xs), norm_weights(xt)
     return _marginal(a, len(xs)), _marginal(b, len(xt))
 
@@ -197,7 +197,7 @@ def word_rotators_distance(
 def word_centroid_distance(
     xs: npt.ArrayLike,
     xt: npt.ArrayLike,
-    measure: Measure,
+    method: TransportMethod,
     a: npt.ArrayLike | None = None,
     b: npt.ArrayLike | None = None,
 ) -> float:
@@ -206,8 +206,8 @@ def word_centroid_distance(
     WMD: ‖Σ a_i xs_i − Σ b_j xt_j‖. WRD: ½‖Σ a_i x̂s_i − Σ b_j x̂t_j‖² with unit vectors.
     """
     x, y = _check(xs, xt)
-    p, q = _measure_weights(measure, x, y, a, b)
-    if measure == "wrd":
+    p, q = _measure_weights(method, x, y, a, b)
+    if method == "wrd":
         return 0.5 * float(np.sum((p @ _unit(x) - q @ _unit(y)) ** 2))
     return float(np.linalg.norm(p @ x - q @ y))
 
@@ -215,49 +215,49 @@ def word_centroid_distance(
 def relaxed_distance(
     xs: npt.ArrayLike,
     xt: npt.ArrayLike,
-    measure: Measure,
+    method: TransportMethod,
     a: npt.ArrayLike | None = None,
     b: npt.ArrayLike | None = None,
 ) -> float:
     """Relaxed WMD / WRD: the larger of the two one-marginal relaxations (a lower bound)."""
     x, y = _check(xs, xt)
-    M = cost_matrix(x, y, "cosine" if measure == "wrd" else "euclidean")
-    p, q = _measure_weights(measure, x, y, a, b)
+    M = cost_matrix(x, y, "cosine" if method == "wrd" else "euclidean")
+    p, q = _measure_weights(method, x, y, a, b)
     return float(max(p @ M.min(axis=1), q @ M.min(axis=0)))
 
 
 def transport_distance(
     xs: npt.ArrayLike,
     xt: npt.ArrayLike,
-    measure: Measure,
+    method: TransportMethod,
     a: npt.ArrayLike | None = None,
     b: npt.ArrayLike | None = None,
     *,
     solver: Solver = "emd",
 ) -> Transport:
-    """WMD or WRD by name (``measure``: ``wmd`` | ``wrd``) between token vectors ``xs``
+    """WMD or WRD by name (``method``: ``wmd`` | ``wrd``) between token vectors ``xs``
     (n_s, d) and ``xt`` (n_t, d) with WMD weights ``a`` (n_s,) and ``b`` (n_t,).
 
     Raises:
-        InputValidationError: Unknown measure (WRD takes no weights: they are the norms).
+        InputValidationError: Unknown method (WRD takes no weights: they are the norms).
     """
-    if measure == "wrd":
+    if method == "wrd":
         return word_rotators_distance(xs, xt, solver=solver)
-    if measure == "wmd":
+    if method == "wmd":
         return word_movers_distance(xs, xt, a, b, solver=solver)
-    raise InputValidationError(f"unknown transport measure {measure!r}; choose wmd or wrd")
+    raise InputValidationError(f"unknown transport method {method!r}; choose wmd or wrd")
 
 
-def distance_to_score(distance: float, measure: Measure) -> float:
+def distance_to_score(distance: float, method: TransportMethod) -> float:
     """The API's "higher is more similar" score: 1 − WRD in [−1, 1]; 1 / (1 + WMD) in (0, 1]."""
-    return 1.0 - distance if measure == "wrd" else 1.0 / (1.0 + distance)
+    return 1.0 - distance if method == "wrd" else 1.0 / (1.0 + distance)
 
 
 def top_k_transport(
     query: npt.ArrayLike,
     candidates: Sequence[np.ndarray],
     k: int,
-    measure: Measure,
+    method: TransportMethod,
     *,
     query_weights: npt.ArrayLike | None = None,
     candidate_weights: Sequence[npt.ArrayLike | None] | None = None,
@@ -273,7 +273,7 @@ def top_k_transport(
         query: float (m, d) token vectors.
         candidates: c arrays (n_i, d).
         k: How many to return.
-        measure: ``wmd`` or ``wrd``.
+        method: ``wmd`` or ``wrd``.
         query_weights: WMD weights of the query tokens (``None``: uniform).
         candidate_weights: WMD weights per candidate (``None``: uniform).
 
@@ -286,7 +286,7 @@ def top_k_transport(
     weights = list(candidate_weights) if candidate_weights is not None else [None] * len(candidates)
     usable = [i for i, c in enumerate(candidates) if len(c)]
     bounds = sorted(
-        (word_centroid_distance(query, candidates[i], measure, query_weights, weights[i]), i)
+        (word_centroid_distance(query, candidates[i], method, query_weights, weights[i]), i)
         for i in usable
     )
     best: list[tuple[float, int]] = []  # max-heap of the k best, as (-distance, index)
@@ -295,11 +295,11 @@ def top_k_transport(
             break  # every later candidate has a larger centroid bound
         if (
             len(best) == k
-            and relaxed_distance(query, candidates[i], measure, query_weights, weights[i])
+            and relaxed_distance(query, candidates[i], method, query_weights, weights[i])
             >= -best[0][0]
         ):
             continue
-        d = transport_distance(query, candidates[i], measure, query_weights, weights[i]).distance
+        d = transport_distance(query, candidates[i], method, query_weights, weights[i]).distance
         if len(best) < k:
             heapq.heappush(best, (-d, i))
         elif d < -best[0][0]:

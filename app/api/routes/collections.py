@@ -91,7 +91,7 @@ def create_collection(body: CollectionCreate, service: CollectionsDep) -> dict[s
     whitening = None
     if body.whitening is not None:
         w = body.whitening
-        whitening = WhiteningConfig(n_components=w.k, beta=w.beta, gamma=w.gamma)
+        whitening = WhiteningConfig(n_components=w.n_components, beta=w.beta, gamma=w.gamma)
     return service.create(body.name, body.index, whitening, body.transform)
 
 
@@ -230,7 +230,7 @@ async def refit_whitening(
     re-encoding: the raw vectors are stored); answers as ``GET /collections/{name}``."""
     knobs = body or WhiteningRefit()
     info = await service.refit_whitening(
-        name, n_components=knobs.k, beta=knobs.beta, gamma=knobs.gamma
+        name, n_components=knobs.n_components, beta=knobs.beta, gamma=knobs.gamma
     )
     info["whitening_drift"] = await drift.whitening_drift(name)
     return info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from app.api.schemas.base import NAME_PATTERN, TRUNCATE, Scalar, StrictBody
 from app.services.collections import (
@@ -14,11 +14,21 @@ from app.services.collections import (
     SPEC_PATTERN,
 )
 
+#: BERT-whitening's k, named as in the paper's code and scikit-learn's PCA; ``k`` (the name of
+#: earlier versions) is accepted too.
+_N_COMPONENTS = AliasChoices("n_components", "k")
+
 
 class WhiteningSpec(StrictBody):
-    """BERT-whitening knobs: k components, beta (mean removal), gamma (variance scaling)."""
+    """BERT-whitening knobs: n_components (k, alias ``k``), beta (mean removal), gamma
+    (variance scaling)."""
 
-    k: int | None = Field(default=None, ge=1)
+    n_components: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=_N_COMPONENTS,
+        description="Components kept (k; null: d). Alias: k.",
+    )
     beta: float = Field(default=1.0, ge=0.0, le=1.0)
     gamma: float = Field(default=1.0, ge=0.0, le=1.0)
 
@@ -203,6 +213,8 @@ class WhiteningRefit(StrictBody):
     """Knobs for a refit; each one omitted keeps the collection's (standard whitening if none
     were given at creation)."""
 
-    k: int | None = Field(default=None, ge=1)
+    n_components: int | None = Field(
+        default=None, ge=1, validation_alias=_N_COMPONENTS, description="Alias: k."
+    )
     beta: float | None = Field(default=None, ge=0.0, le=1.0)
     gamma: float | None = Field(default=None, ge=0.0, le=1.0)

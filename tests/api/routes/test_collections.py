@@ -92,6 +92,11 @@ def test_whitening_refit(client: TestClient) -> None:
     assert overridden["dimension"] == 2 and overridden["transform"]["beta"] == 0.0
     hits = client.post("/collections/faq/search", json={"query": "a woman slices tomatoes"}).json()
     assert hits["hits"][0]["id"] == "q3"
+    # n_components is the field's name; k (above) its alias from earlier versions
+    named = client.post("/collections/faq/whitening", json={"n_components": 4}).json()
+    assert named["dimension"] == 4 and named["transform"]["n_components"] == 4
+    too_many = client.post("/collections/faq/whitening", json={"n_components": 33})
+    assert too_many.status_code == 422
 
 
 def test_index_types(client: TestClient, backend: str) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.core.errors import InputValidationError
-from app.services.transport import TokenCache, alignment, check_measure
+from app.services.transport import TokenCache, alignment, check_transport_method
 from app.similarity.ot import word_rotators_distance
 
 
@@ -40,6 +40,6 @@ def test_alignment_lists_the_heaviest_pairs() -> None:
 
 
 def test_check_measure() -> None:
-    assert check_measure("wrd") == "wrd" and check_measure("wmd") == "wmd"
+    assert check_transport_method("wrd") == "wrd" and check_transport_method("wmd") == "wmd"
     with pytest.raises(InputValidationError):
-        check_measure("cosine")
+        check_transport_method("cosine")

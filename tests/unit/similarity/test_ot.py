@@ -77,41 +77,41 @@ def test_plan_is_a_transport_plan() -> None:
     assert result.distance == pytest.approx((result.plan * cost_matrix(a, b, "cosine")).sum())
 
 
-@pytest.mark.parametrize("measure", ["wmd", "wrd"])
-def test_identity_symmetry_and_range(measure: str) -> None:
+@pytest.mark.parametrize("method", ["wmd", "wrd"])
+def test_identity_symmetry_and_range(method: str) -> None:
     rng = np.random.default_rng(1)
     for _ in range(10):
         a, b = _tokens(rng, 6), _tokens(rng, 4)
-        assert transport_distance(a, a, measure).distance == pytest.approx(0, abs=1e-6)
-        ab = transport_distance(a, b, measure).distance
-        assert ab == pytest.approx(transport_distance(b, a, measure).distance, abs=1e-9)
-        if measure == "wrd":
+        assert transport_distance(a, a, method).distance == pytest.approx(0, abs=1e-6)
+        ab = transport_distance(a, b, method).distance
+        assert ab == pytest.approx(transport_distance(b, a, method).distance, abs=1e-9)
+        if method == "wrd":
             assert 0 <= ab <= 2
             assert -1 <= distance_to_score(ab, "wrd") <= 1
         else:
             assert 0 < distance_to_score(ab, "wmd") <= 1
 
 
-@pytest.mark.parametrize("measure", ["wmd", "wrd"])
-def test_lower_bounds_never_exceed_the_exact_distance(measure: str) -> None:
+@pytest.mark.parametrize("method", ["wmd", "wrd"])
+def test_lower_bounds_never_exceed_the_exact_distance(method: str) -> None:
     rng = np.random.default_rng(2)
     for _ in range(200):
         a, b = _tokens(rng, int(rng.integers(1, 10))), _tokens(rng, int(rng.integers(1, 10)))
-        exact = transport_distance(a, b, measure).distance
-        assert word_centroid_distance(a, b, measure) <= exact + 1e-9
-        assert relaxed_distance(a, b, measure) <= exact + 1e-9
+        exact = transport_distance(a, b, method).distance
+        assert word_centroid_distance(a, b, method) <= exact + 1e-9
+        assert relaxed_distance(a, b, method) <= exact + 1e-9
 
 
-@pytest.mark.parametrize("measure", ["wmd", "wrd"])
-def test_pruned_top_k_equals_brute_force(measure: str) -> None:
+@pytest.mark.parametrize("method", ["wmd", "wrd"])
+def test_pruned_top_k_equals_brute_force(method: str) -> None:
     rng = np.random.default_rng(3)
     query = _tokens(rng, 6)
     candidates = [_tokens(rng, int(rng.integers(2, 12))) for _ in range(60)]
     brute = sorted(
-        (transport_distance(query, c, measure).distance, i) for i, c in enumerate(candidates)
+        (transport_distance(query, c, method).distance, i) for i, c in enumerate(candidates)
     )
     for k in (1, 5, 20):
-        pruned = top_k_transport(query, candidates, k, measure)
+        pruned = top_k_transport(query, candidates, k, method)
         assert [i for i, _ in pruned] == [i for _, i in brute[:k]]
         np.testing.assert_allclose([d for _, d in pruned], [d for d, _ in brute[:k]], atol=1e-9)
 
