@@ -18,7 +18,8 @@ def _modules() -> list[str]:
     for path in sorted(APP.rglob("*.py")):
         parts = path.relative_to(APP.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        if name not in EDGES and not name.startswith("app.api"):
+        edge = name in EDGES or name.startswith(("app.api", "app.cli."))
+        if not edge:
             names.append(name)
     return names
 
