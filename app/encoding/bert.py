@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
-import itertools
-import logging
-import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch.jit._trace import TracerWarning
-from tqdm.auto import tqdm
 
 from app.core.errors import InputValidationError, ModelLoadError
 from app.core.types import Embeddings
 from app.encoding.base import Encoded
+from app.encoding.batches import Batch, BatchShape, length_sorted_batches, trailing_specials
 from app.encoding.pooling import check_pooling, needs_hidden_states, pool
 from app.encoding.precision import (
     CALIBRATION_SENTENCES,
@@ -35,73 +29,13 @@ from app.encoding.registry import (
     load_failure,
     resolve_model,
 )
+from app.encoding.tracing import LastHiddenState, interpreted, trace_last_hidden
 from app.similarity.metrics import pairwise_cos_sim
-
-logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
-
-#: Sentences tokenized (and length-sorted) at a time: bounds memory on large corpora while
-#: keeping the sort nearly as tight as a global one.
-_CHUNK_SENTENCES = 16384
-
-
-def _interpreted() -> contextlib.AbstractContextManager[None]:
-    """Run a TorchScript module without the profiling executor's per-shape re-optimisation
-    (a server sees many batch shapes; measured faster at small batches and never recompiling)."""
-    from torch.jit._fuser import optimized_execution
-
-    return cast(contextlib.AbstractContextManager[None], optimized_execution(False))
-
-
-class _LastHidden(torch.nn.Module):
-    """(input ids, attention mask) -> last hidden state: the signature traced."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.model(
-            input_ids=input_ids, attention_mask=attention_mask
-        ).last_hidden_state
-        return out
-
-
-@dataclass(frozen=True)
-class _LastHiddenState:
-    """What the traced model gives, shaped as the parts of a transformers output used here."""
-
-    last_hidden_state: torch.Tensor
-    hidden_states: None = None
-
-
-def _example_batch(
-    tokenizer: PreTrainedTokenizerBase, device: torch.device, rows: int, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A padded batch of ``rows`` x ``width`` random token ids, row i keeping
-    ``width - i`` tokens (the first row unpadded)."""
-    generator = torch.Generator().manual_seed(rows * 1000 + width)
-    low = min(1000, len(tokenizer) - 1)
-    ids = torch.randint(low, len(tokenizer), (rows, width), generator=generator)
-    mask = torch.ones(rows, width, dtype=torch.int64)
-    for i in range(1, rows):
-        mask[i, max(1, width - i) :] = 0
-        ids[i, max(1, width - i) :] = tokenizer.pad_token_id or 0
-    return ids.to(device), mask.to(device)
-
-
-@dataclass
-class _Batch:
-    """One padded model batch: rows are sentences sorted by token length."""
-
-    positions: npt.NDArray[np.int64]  # (b,) index of each row in the caller's input
-    input_ids: torch.Tensor  # int64 (b, T), on the encoder's device
-    attention_mask: torch.Tensor  # int64 (b, T), on the encoder's device; 0 = padding
-    keep: npt.NDArray[np.bool_] | None  # (b, T): real, non-special tokens (encode_tokens)
 
 
 class BertEncoder:
@@ -222,7 +156,9 @@ class BertEncoder:
             self.model = quantize_int8(model)
         self.precision = precision
         if jit and self.device.type == "cpu" and precision in ("fp32", "bf16"):
-            self._traced = self._trace()
+            self._traced = trace_last_hidden(
+                self.model, self.tokenizer, self.device, self.autocast()
+            )
         #: Whether sentence and token vectors come from the TorchScript trace.
         self.jit = self._traced is not None
 
@@ -380,48 +316,17 @@ class BertEncoder:
             for ids, mask in zip(encoded["input_ids"], encoded["special_tokens_mask"], strict=True)
         ]
 
-    def _forward(self, batch: _Batch, *, output_hidden_states: bool) -> Any:
+    def _forward(self, batch: Batch, *, output_hidden_states: bool) -> Any:
         with torch.inference_mode(), self.autocast():
             if self._traced is not None and not output_hidden_states:
-                with _interpreted():
+                with interpreted():
                     hidden = self._traced(batch.input_ids, batch.attention_mask)
-                return _LastHiddenState(hidden)
+                return LastHiddenState(hidden)
             return self.model(
                 input_ids=batch.input_ids,
                 attention_mask=batch.attention_mask,
                 output_hidden_states=output_hidden_states,
             )
-
-    def _trace(self) -> torch.jit.ScriptModule | None:
-        """The model traced with TorchScript (input ids, mask -> last hidden state), checked
-        against eager on batches of other shapes, with and without padding; ``None`` (eager
-        stays) when the trace fails or disagrees."""
-        example = _example_batch(self.tokenizer, self.device, rows=2, width=12)
-        with torch.inference_mode(), self.autocast(), warnings.catch_warnings():
-            # transformers' shape checks become constants; the check below is what counts
-            warnings.simplefilter("ignore", TracerWarning)
-            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
-            try:
-                traced = cast(
-                    torch.jit.ScriptModule,
-                    torch.jit.trace(  # type: ignore[no-untyped-call]
-                        _LastHidden(self.model), example, check_trace=False, strict=False
-                    ),
-                )
-            except Exception as exc:  # noqa: BLE001 - any failure: eager is the fallback
-                logger.warning("TorchScript trace failed, running eager: %s", exc)
-                return None
-            with _interpreted():
-                for rows, width in ((3, 20), (1, 5), (5, 9)):
-                    ids, mask = _example_batch(self.tokenizer, self.device, rows, width)
-                    eager = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                    got = traced(ids, mask)
-                    kept = mask.bool()
-                    error = float((got[kept].float() - eager[kept].float()).abs().max())
-                    if not error <= 1e-4 * max(1.0, float(eager[kept].float().abs().max())):
-                        logger.warning("TorchScript trace disagrees (%.2g), running eager", error)
-                        return None
-        return traced
 
     def autocast(self) -> torch.autocast:
         """bf16 autocast on the model's device when the encoder runs bf16 (a no-op otherwise):
@@ -435,9 +340,7 @@ class BertEncoder:
     @functools.cached_property
     def _trailing_specials(self) -> int:
         """Special tokens the tokenizer appends to a sentence ([SEP]: 1), kept by truncation."""
-        mask = self.tokenizer("a", return_special_tokens_mask=True)["special_tokens_mask"]
-        trailing = len(list(itertools.takewhile(bool, reversed(mask))))
-        return min(trailing, self.max_seq_length - 1)
+        return trailing_specials(self.tokenizer, self.max_seq_length)
 
     def _batches(
         self,
@@ -447,91 +350,24 @@ class BertEncoder:
         lengths_out: npt.NDArray[np.int64],
         *,
         special: bool,
-    ) -> Iterator[_Batch]:
-        """Tokenize in chunks, sort each chunk by token length (longest first), and cut it into
-        batches of at most ``batch_size`` sentences and ``max_batch_tokens`` padded tokens,
-        each padded to its own longest sentence. ``lengths_out`` receives each sentence's token
-        count before truncation."""
-        if isinstance(sentences, str):
-            raise InputValidationError("pass a list of sentences, not a single string")
-        for i, s in enumerate(sentences):
-            if not isinstance(s, str):
-                raise InputValidationError(f"sentence {i} is {type(s).__name__}, not str")
-        size = batch_size or self.batch_size
-        if size < 1:
-            raise InputValidationError(f"batch_size must be >= 1, got {size}")
-        pad_id = self.tokenizer.pad_token_id or 0
-        limit, trailing = self.max_seq_length, self._trailing_specials
-        n = len(sentences)
-        with tqdm(
-            total=n, unit="sent", desc="Encoding", disable=not show_progress_bar or n == 0
-        ) as bar:
-            for start in range(0, n, _CHUNK_SENTENCES):
-                chunk = list(sentences[start : start + _CHUNK_SENTENCES])
-                # Untruncated, so the counts are the real ones; cut below as the tokenizer
-                # would (the end of the text goes, the trailing special tokens stay).
-                encoded = self.tokenizer(
-                    chunk,
-                    return_attention_mask=False,
-                    return_token_type_ids=False,
-                    return_special_tokens_mask=special,
-                )
-                ids: list[list[int]] = encoded["input_ids"]
-                full = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-                lengths_out[start : start + len(ids)] = full
-                lengths = np.minimum(full, limit)
-                order = np.argsort(-lengths, kind="stable")
-                for rows in self._cut(order, lengths, size):
-                    width = self._padded_width(int(lengths[rows[0]]))
-                    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-                    mask = np.zeros((len(rows), width), dtype=np.int64)
-                    keep = np.zeros((len(rows), width), dtype=bool) if special else None
-                    for r, j in enumerate(rows):
-                        length = int(lengths[j])
-                        row = ids[j] if full[j] == length else _cut_row(ids[j], length, trailing)
-                        input_ids[r, :length] = row
-                        mask[r, :length] = 1
-                        if keep is not None:
-                            flags = encoded["special_tokens_mask"][j]
-                            if full[j] != length:
-                                flags = _cut_row(flags, length, trailing)
-                            keep[r, :length] = ~np.asarray(flags, dtype=bool)
-                    yield _Batch(
-                        positions=rows.astype(np.int64) + start,
-                        input_ids=torch.from_numpy(input_ids).to(self.device),
-                        attention_mask=torch.from_numpy(mask).to(self.device),
-                        keep=keep,
-                    )
-                    bar.update(len(rows))
-
-    def _padded_width(self, longest: int) -> int:
-        """``longest`` rounded up to a multiple of ``pad_to_multiple_of`` (within the position
-        table)."""
-        step = self.pad_to_multiple_of
-        if step is None or step <= 1:
-            return longest
-        limit = int(getattr(self.config, "max_position_embeddings", 512) or 512)
-        return max(longest, min(-(-longest // step) * step, limit))
-
-    def _cut(
-        self, order: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], size: int
-    ) -> Iterator[npt.NDArray[np.int64]]:
-        """Rows (longest first) in batches of <= ``size`` sentences whose padded size, rows x
-        longest, padded as the batch will be, stays within ``max_batch_tokens`` (a longer
-        sentence still goes, alone)."""
-        budget = self.max_batch_tokens
-        b = 0
-        while b < len(order):
-            width = self._padded_width(int(lengths[order[b]]))
-            rows = size if budget is None else max(1, min(size, budget // max(width, 1)))
-            yield order[b : b + rows]
-            b += rows
-
-
-def _cut_row(row: list[int], length: int, trailing: int) -> list[int]:
-    """The first ``length`` entries of a tokenized sentence, its ``trailing`` special tokens
-    kept at the end — what the tokenizer's own truncation gives."""
-    return row[: length - trailing] + (row[-trailing:] if trailing else [])
+    ) -> Iterator[Batch]:
+        """``length_sorted_batches`` with this encoder's tokenizer, limits and device."""
+        return length_sorted_batches(
+            self.tokenizer,
+            sentences,
+            BatchShape(
+                batch_size=batch_size or self.batch_size,
+                max_seq_length=self.max_seq_length,
+                max_batch_tokens=self.max_batch_tokens,
+                pad_to_multiple_of=self.pad_to_multiple_of,
+                max_positions=int(getattr(self.config, "max_position_embeddings", 512) or 512),
+                trailing_specials=self._trailing_specials,
+            ),
+            self.device,
+            lengths_out,
+            special=special,
+            show_progress_bar=show_progress_bar,
+        )
 
 
 def _load_checkpoint(

@@ -313,7 +313,7 @@ def test_traced_model_gives_what_eager_gives(
 def test_a_trace_that_disagrees_with_eager_is_not_used(
     tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import app.encoding.bert as bert
+    import app.encoding.tracing as bert
 
     real = bert._LastHidden.forward
 
