@@ -15,15 +15,10 @@ collection read-only.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import re
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from app.core.errors import (
     BatchTooLargeError,
@@ -31,51 +26,19 @@ from app.core.errors import (
     EmptyInputError,
     InputValidationError,
     NotFoundError,
-    NotReadyError,
-    ReadOnlyError,
-    ServiceError,
-    StorageError,
-    storage_error,
 )
-from app.index.base import CollectionCatalog, VectorCollection
+from app.index.base import VectorCollection
 from app.index.faiss_index import SPEC_BOUNDS as SPEC_BOUNDS  # re-exported for the API
 from app.index.faiss_index import SPEC_GRAMMAR as SPEC_GRAMMAR
 from app.index.faiss_index import SPEC_PATTERN as SPEC_PATTERN
 from app.index.faiss_index import parse_spec
 from app.index.store import Document as Document
-from app.services.inference import InferenceGateway
-from app.services.limits import Limits
-from app.services.transforms import TransformRegistry, WhiteningConfig, refit_whitening
-from app.transforms.base import EmbeddingTransform
-
-logger = logging.getLogger(__name__)
-
-#: Collection names (full match).
-COLLECTION_NAME_PATTERN = r"[a-z0-9_-]{1,64}"
-_CHAR, _FIRST = r"[^/\x00-\x1f\x7f]", r"[^/.\x00-\x1f\x7f]"  # no '/' or control; no '.'
-_SEGMENT = rf"(?:{_FIRST}{_CHAR}*|\.{_FIRST}{_CHAR}*|\.\.{_CHAR}+)"  # not '', '.' or '..'
-
-#: Document ids: printable text whose '/'-separated parts are neither empty nor '.' / '..'
-#: (clients rewrite those in URLs), so that every stored id is reachable at /documents/{id}.
-DOCUMENT_ID_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
-_NAME = re.compile(COLLECTION_NAME_PATTERN)
-_DOCUMENT_ID = re.compile(DOCUMENT_ID_PATTERN)
-
-T = TypeVar("T")
-
-
-def _label(model: object) -> str:
-    """A model's name for messages: a local checkpoint by its folder name, not its path."""
-    return Path(model).name if isinstance(model, str) and os.path.isabs(model) else str(model)
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a collection could not be opened, without file paths or library internals."""
-    if isinstance(exc, ServiceError):
-        return str(exc)
-    if isinstance(exc, OSError) or type(exc).__module__ == "sqlite3":
-        return str(storage_error("opening it", exc))
-    return f"it could not be opened ({type(exc).__name__}); the server log has the details"
+from app.services.identifiers import check_collection_name, check_document_id
+from app.services.open_collections import OpenCollections
+from app.services.transforms import (
+    WhiteningConfig,
+    refit_whitening,
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +54,7 @@ class Upserted:
     truncated: list[str]
 
 
-class CollectionService:
+class CollectionService(OpenCollections):
     """All collections of one backend, sharing one encoder through the micro-batcher.
     (Searching them is ``app.services.search.SearchService``.)
 
@@ -104,148 +67,7 @@ class CollectionService:
         transforms: Named transforms under the models folder, for collections that use one.
     """
 
-    def __init__(
-        self,
-        catalog: CollectionCatalog,
-        inference: InferenceGateway,
-        limits: Limits,
-        transforms: TransformRegistry | None = None,
-    ) -> None:
-        self.catalog = catalog
-        self.inference = inference
-        self.limits = limits
-        self.transforms = transforms
-        #: The last failed write's error, until a write succeeds again.
-        self.fault: str | None = None
-        self._collections: dict[str, VectorCollection] = {}
-        self._unavailable: dict[str, str] = {}
-        #: The catalog's revision of each name as opened (shared catalogs are checked on use).
-        self._revisions: dict[str, str] = {}
-        self._lock = threading.RLock()
-
-    @property
-    def read_only(self) -> str | None:
-        """Why the collections cannot be written (``None``: they can)."""
-        return self.catalog.read_only
-
-    # --- lifecycle ----------------------------------------------------------------------
-
-    def open_all(self) -> None:
-        """Open (and reconcile) every collection; one that fails is listed as unavailable
-        with the reason, and the others open regardless. Storage that cannot be written opens
-        them all read-only."""
-        self.catalog.start()
-        if self.read_only is not None:
-            logger.warning("collections are read-only: %s", self.read_only)
-        for name in self.catalog.names():
-            self._load(name)
-
-    def _load(self, name: str, revision: str | None = None) -> None:
-        """Open ``name`` into the cache, or list it as unavailable with the reason."""
-        with self._lock:
-            try:
-                collection = self.catalog.open(name, self._resolve)
-            except Exception as exc:  # noqa: BLE001 - one collection never stops the rest
-                logger.warning("collection %s is unavailable", name, exc_info=exc)
-                self._collections.pop(name, None)
-                self._unavailable[name] = _reason(exc)
-            else:
-                self._collections[name] = collection
-                self._unavailable.pop(name, None)
-            self._revisions[name] = revision or self.catalog.revision(name) or ""
-
-    def _refresh(self, name: str) -> None:
-        """For a shared catalog (other replicas write it): bring ``name``'s cache in line with
-        the stored state: gone, re-created or refitted elsewhere is seen at once (one registry
-        read per access). A replaced instance is not closed: requests still using it finish,
-        or fail with ``ConflictError`` if the replica that changed it dropped its data."""
-        revision = self.catalog.revision(name)
-        with self._lock:
-            if revision is None:
-                gone = self._collections.pop(name, None)
-                if gone is not None:
-                    gone.close()
-                self._unavailable.pop(name, None)
-                self._revisions.pop(name, None)
-            elif self._revisions.get(name) != revision:
-                self._load(name, revision)
-
-    def _resolve(self, meta: Mapping[str, Any]) -> EmbeddingTransform | None:
-        """``ResolveTransform``: the encoder must be the one the collection was built with;
-        the named transform it uses, if any."""
-        built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
-        encoder = (self.inference.model_name, self.inference.pooling, self.inference.dimension)
-        if built != encoder:
-            raise ConflictError(
-                f"it was built with model {_label(built[0])!r}, pooling {built[1]!r}, "
-                f"d={built[2]}; the server runs {_label(encoder[0])!r}, {encoder[1]!r}, "
-                f"d={encoder[2]}"
-            )
-        if not meta.get("transform_name"):
-            return None
-        if self.transforms is None:
-            raise NotFoundError("it uses a named transform and there is no models folder")
-        try:
-            return self.transforms.get(meta["transform_name"])
-        except ServiceError as exc:
-            raise ConflictError(f"its transform {meta['transform_name']!r}: {exc}") from None
-
-    def close(self) -> None:
-        """Checkpoint every index and close the collections and the catalog."""
-        with self._lock:
-            for collection in self._collections.values():
-                collection.close()
-            self._collections.clear()
-            self.catalog.close()
-
-    def health(self) -> list[str]:
-        """Why the collections are degraded: read-only storage, unavailable collections, failed
-        writes, index files that could not be saved. Empty when all is well."""
-        reasons = [] if self.read_only is None else [f"read-only: {self.read_only}"]
-        unavailable = list(self._unavailable.items())  # a copy: deletes may run meanwhile
-        reasons += [f"collection {n!r} unavailable: {r}" for n, r in unavailable]
-        if self.fault is not None:
-            reasons.append(f"last write failed: {self.fault}")
-        faults = [getattr(c, "fault", None) for c in list(self._collections.values())]
-        reasons += [f for f in faults if f is not None]
-        return reasons
-
-    def _writing(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a write; a ``StorageError`` marks the service degraded, a success clears it."""
-        try:
-            result = fn(*args)
-        except StorageError as exc:
-            if self.read_only is None:  # read-only since start-up is in health already
-                self.fault = str(exc)
-            raise
-        self.fault = None
-        return result
-
-    def _check_writable(self, what: str) -> None:
-        if self.read_only is not None:
-            raise ReadOnlyError(f"{what} refused: {self.read_only}")
-
     # --- collections --------------------------------------------------------------------
-
-    def get(self, name: str) -> VectorCollection:
-        """The open collection of this name (for a shared catalog, as stored now).
-
-        Raises:
-            NotFoundError: No such collection.
-            NotReadyError: It could not be opened (the message says why).
-            StorageError: A shared catalog could not be read.
-        """
-        if self.catalog.shared:
-            self._writing(self._refresh, name)
-        collection = self._collections.get(name)
-        if collection is None:
-            if name in self._unavailable:
-                raise NotReadyError(
-                    f"collection {name!r} is unavailable: {self._unavailable[name]}. "
-                    "Fix the cause and restart, or delete the collection"
-                )
-            raise NotFoundError(f"no collection named {name!r}; create it with POST /collections")
-        return collection
 
     def create(
         self,
@@ -262,8 +84,7 @@ class CollectionService:
             ConflictError: The name is taken.
             StorageError: The storage could not be written (nothing is left behind).
         """
-        if not _NAME.fullmatch(name):
-            raise InputValidationError(f"collection name {name!r} must match [a-z0-9_-]{{1,64}}")
+        check_collection_name(name)
         d = self.inference.dimension
         fitted = None
         if transform is not None:
@@ -452,17 +273,3 @@ class CollectionService:
             )
         await asyncio.to_thread(self._writing, refit_whitening, collection, config)
         return self._info(collection)
-
-
-def check_document_id(doc_id: str, where: str) -> None:
-    """Refuse ids that a URL cannot carry to ``/documents/{id}``: empty or ``.`` / ``..`` parts
-    between slashes (clients collapse them) and control characters.
-
-    Raises:
-        InputValidationError: Such an id.
-    """
-    if not _DOCUMENT_ID.fullmatch(doc_id):
-        raise InputValidationError(
-            f"{where} {doc_id!r} is not a reachable id: use printable text whose '/'-separated "
-            "parts are neither empty nor '.' or '..'"
-        )

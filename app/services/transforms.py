@@ -4,14 +4,16 @@ stored vectors; and the registry of named transforms under the models folder."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import (
+    ConflictError,
     DimensionMismatchError,
     EmptyInputError,
     InputValidationError,
@@ -198,3 +200,43 @@ class TransformRegistry:
                         "the server log has the details: fit it again"
                     ) from None
             return self._cache[name]
+
+
+def _label(model: object) -> str:
+    """A model's name for messages: a local checkpoint by its folder name, not its path."""
+    return Path(model).name if isinstance(model, str) and os.path.isabs(model) else str(model)
+
+
+def resolve_collection_transform(
+    meta: Mapping[str, Any],
+    encoder: tuple[str, str, int],
+    registry: TransformRegistry | None,
+) -> EmbeddingTransform | None:
+    """The named transform a collection uses (``None`` if it uses none), after checking that
+    the server's encoder is the one the collection was built with.
+
+    Args:
+        meta: The collection's metadata (``model``, ``pooling``, ``dimension``,
+            ``transform_name``).
+        encoder: The server's (model name, pooling, d).
+        registry: The named transforms, ``None`` without a models folder.
+
+    Raises:
+        ConflictError: Another encoder, or the named transform is missing or unfit.
+        NotFoundError: It uses a named transform and there is no models folder.
+    """
+    built = (meta.get("model"), meta.get("pooling"), meta.get("dimension"))
+    if built != encoder:
+        raise ConflictError(
+            f"it was built with model {_label(built[0])!r}, pooling {built[1]!r}, "
+            f"d={built[2]}; the server runs {_label(encoder[0])!r}, {encoder[1]!r}, "
+            f"d={encoder[2]}"
+        )
+    if not meta.get("transform_name"):
+        return None
+    if registry is None:
+        raise NotFoundError("it uses a named transform and there is no models folder")
+    try:
+        return registry.get(meta["transform_name"])
+    except ServiceError as exc:
+        raise ConflictError(f"its transform {meta['transform_name']!r}: {exc}") from None

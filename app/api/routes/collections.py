@@ -30,7 +30,8 @@ from app.api.schemas.collections import (
     UpsertResponse,
     WhiteningRefit,
 )
-from app.services.collections import DOCUMENT_ID_PATTERN, Document
+from app.services.collections import Document
+from app.services.identifiers import DOCUMENT_ID_PATTERN
 from app.services.search import Rerank, SearchHit
 from app.services.transforms import WhiteningConfig
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.services.collections import COLLECTION_NAME_PATTERN
+from app.services.identifiers import COLLECTION_NAME_PATTERN
 
 Scalar = str | int | float | bool | None
 

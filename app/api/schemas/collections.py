@@ -7,12 +7,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from app.api.schemas.base import NAME_PATTERN, TRUNCATE, Scalar, StrictBody
-from app.services.collections import (
-    DOCUMENT_ID_PATTERN,
-    SPEC_BOUNDS,
-    SPEC_GRAMMAR,
-    SPEC_PATTERN,
-)
+from app.services.collections import SPEC_BOUNDS, SPEC_GRAMMAR, SPEC_PATTERN
+from app.services.identifiers import DOCUMENT_ID_PATTERN
 
 #: BERT-whitening's k, named as in the paper's code and scikit-learn's PCA; ``k`` (the name of
 #: earlier versions) is accepted too.

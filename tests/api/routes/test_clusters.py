@@ -150,7 +150,7 @@ def test_a_refit_during_the_search_is_a_conflict(
         collection.transform = object()  # what a concurrent refit does, before the next chunk
         return search(*args, **kwargs)
 
-    module = "collection" if backend == "faiss" else "milvus"
+    module = "collection" if backend == "faiss" else "milvus_collection"
     monkeypatch.setattr(f"app.index.{module}._NEIGHBOR_CHUNK", 3)
     monkeypatch.setattr(searcher, "search", refit_first)
     response = client.post("/collections/faq/duplicates")

@@ -208,7 +208,10 @@ def test_a_delete_racing_a_read_of_the_store_is_never_a_500(
         monkeypatch.setattr(store, "iter_vectors", racing(store.iter_vectors))
         monkeypatch.setattr(store, "ids_by_seqs", racing(store.ids_by_seqs))
     else:  # Milvus's reads of every row, and of ids
-        monkeypatch.setattr(collection, "_iter_rows", racing(collection._iter_rows))
+        from app.index import milvus_collection
+
+        rows = racing(milvus_collection.iter_rows)
+        monkeypatch.setattr(milvus_collection, "iter_rows", rows)
         monkeypatch.setattr(collection, "ids_of", racing(collection.ids_of))
     response = client.request(method, path, json=body)
     assert raced.is_set()
