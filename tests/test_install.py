@@ -39,15 +39,27 @@ def _pypi_reachable() -> bool:
     return True
 
 
+@pytest.fixture(scope="session")
+def public_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pip's HTTP cache for these tests alone: new, so it holds only what the public index
+    served in this session (never the machine's own wheels), and shared, so the second lock
+    reuses the answers the first one got (the runtime lock is a subset of the dev lock)."""
+    return tmp_path_factory.mktemp("pip-cache")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("lock", _locks())
-def test_locks_resolve_on_the_public_index_alone(lock: str, tmp_path: Path) -> None:
+@pytest.mark.xdist_group("public-index")  # one worker, one after the other: the cache is shared
+@pytest.mark.parametrize("lock", sorted(_locks(), key=lambda lock: "dev" not in lock))
+def test_locks_resolve_on_the_public_index_alone(
+    lock: str, tmp_path: Path, public_cache: Path
+) -> None:
     if not _pypi_reachable():
         pytest.skip("pypi.org cannot be reached from here")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull  # no local wheel folder, no extra index, no constraint
     command = [sys.executable, "-m", "pip", "install", "--isolated", "--dry-run"]
-    command += ["--ignore-installed", "--no-cache-dir", "--report", str(tmp_path / "r.json")]
+    command += ["--ignore-installed", "--cache-dir", str(public_cache)]
+    command += ["--report", str(tmp_path / "r.json")]
     result = subprocess.run(
         [*command, "-r", str(ROOT / lock)], env=env, capture_output=True, text=True, timeout=600
     )

@@ -203,7 +203,7 @@ class MilvusCollection(CollectionBase):
         expression = filter_expression(filter)
         queries = self.prepare(raw_queries)
         with self.exclusive(f"searching collection {self.name!r}"):
-            results = [self._search_one(q, top_k, expression, filter) for q in queries]
+            results = self._search_all(queries, top_k, expression, filter)
         if check_size is not None:
             size = sum(
                 len(h.text.encode()) + len(json.dumps(h.metadata).encode()) + 64
@@ -213,34 +213,50 @@ class MilvusCollection(CollectionBase):
             check_size(size)
         return results
 
-    def _search_one(
-        self, query: npt.NDArray[np.float32], top_k: int, expression: str, filter: Any
-    ) -> list[SearchHit]:
+    def _search_all(
+        self, queries: npt.NDArray[np.float32], top_k: int, expression: str, filter: Any
+    ) -> list[list[SearchHit]]:
+        """All queries in one Milvus search (one request instead of one per query: 500
+        queries over 2,552 unsealed rows took 73 s one by one, 0.6 s together); a query whose
+        hits the exact filter check thinned below ``top_k`` is searched again, deeper."""
         limit = min(top_k, MAX_LIMIT)
-        while True:
-            answer = self.client.search(
+        answers = self._ask(queries.tolist(), limit, expression)
+        results = []
+        for query, answer in zip(queries, answers, strict=True):
+            hits, asked = self._hits(answer, filter), limit
+            while len(hits) < top_k and len(answer) >= asked and asked < MAX_LIMIT:
+                asked = min(asked * 4, MAX_LIMIT)  # Milvus's prefilter let others through
+                answer = self._ask([query.tolist()], asked, expression)[0]
+                hits = self._hits(answer, filter)
+            results.append(hits[:top_k])
+        return results
+
+    def _ask(self, data: list[list[float]], limit: int, expression: str) -> list[Any]:
+        return list(
+            self.client.search(
                 self.physical,
-                data=[query.tolist()],
+                data=data,
                 anns_field="vector",
                 limit=limit,
                 filter=expression,
                 output_fields=["doc_id", "text", "metadata"],
-                search_params=search_params(self.meta["index"], len(query), limit),
-            )[0]
-            hits = [
-                SearchHit(
-                    h["entity"]["doc_id"],
-                    h["entity"]["text"],
-                    float(h["distance"]),
-                    dict(h["entity"]["metadata"]),
-                    int(h["seq"]),
-                )
-                for h in answer
-                if matches(h["entity"]["metadata"], filter)
-            ]
-            if len(hits) >= top_k or len(answer) < limit or limit >= MAX_LIMIT:
-                return hits[:top_k]
-            limit = min(limit * 4, MAX_LIMIT)  # Milvus's prefilter let others through
+                search_params=search_params(self.meta["index"], len(data[0]), limit),
+            )
+        )
+
+    @staticmethod
+    def _hits(answer: Any, filter: Any) -> list[SearchHit]:
+        return [
+            SearchHit(
+                h["entity"]["doc_id"],
+                h["entity"]["text"],
+                float(h["distance"]),
+                dict(h["entity"]["metadata"]),
+                int(h["seq"]),
+            )
+            for h in answer
+            if matches(h["entity"]["metadata"], filter)
+        ]
 
     def ids_of(self, seqs: Sequence[int] | npt.NDArray[np.int64]) -> dict[int, str]:
         """Document ids by seq (documents gone are left out)."""
