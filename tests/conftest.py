@@ -8,6 +8,12 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import importlib.util
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,3 +108,55 @@ def tiny_simbert(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     )
     report = train_simbert(pairs, str(tiny_bert_dir), out, config, device="cpu")
     return out, report, pairs
+
+
+def start_milvus_lite(data: Path, port: int) -> subprocess.Popen[bytes]:
+    """``milvus-lite server`` (Milvus Lite's gRPC server) on loopback, answering when returned."""
+    from pymilvus import MilvusClient
+
+    server = Path(sys.executable).parent / "milvus-lite"
+    process = subprocess.Popen(
+        [str(server), "server", "--data-dir", str(data), "--host", "127.0.0.1"]
+        + ["--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, "milvus-lite server exited"
+        try:
+            MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=2).list_collections()
+            return process
+        except Exception:  # noqa: BLE001 - not listening yet
+            assert time.monotonic() < deadline, "milvus-lite server did not start"
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Milvus Lite server for the session (per xdist worker): its base URL."""
+    if importlib.util.find_spec("pymilvus") is None:
+        pytest.skip("the milvus extra is not installed")
+    from tests.integration.server import free_port
+
+    port = free_port()
+    process = start_milvus_lite(tmp_path_factory.mktemp("milvus-server"), port)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(30)
+
+
+@pytest.fixture
+def milvus_uri(milvus_server: str) -> Iterator[str]:
+    """A fresh database of the session's Milvus server, as a URI (``http://host:port/db``):
+    each test sees only its own collections, registry included; dropped afterwards."""
+    from pymilvus import MilvusClient
+
+    name = f"t{uuid.uuid4().hex[:16]}"
+    MilvusClient(uri=milvus_server).create_database(name)
+    yield f"{milvus_server}/{name}"
+    client = MilvusClient(uri=f"{milvus_server}/{name}")
+    for collection in client.list_collections():
+        client.drop_collection(collection)
+    client.drop_database(name)
+    client.close()

@@ -33,15 +33,21 @@ BACKENDS = [
 
 
 @pytest.fixture
-def settings(tmp_path: Path, tiny_bert_dir: Path, backend: str) -> Settings:
+def settings(
+    tmp_path: Path, tiny_bert_dir: Path, backend: str, request: pytest.FixtureRequest
+) -> Settings:
+    """Settings over the tiny BERT in temporary folders; the ``milvus`` backend in a fresh
+    database of the session's Milvus Lite server."""
+    milvus_uri = request.getfixturevalue("milvus_uri") if backend == "milvus" else ""
     return Settings(
         model=str(tiny_bert_dir),
         device="cpu",
         precision="fp32",  # the in-process references (tiny_encoder) are fp32
+        jit=False,  # TorchScript has its own tests (tests/unit/encoding/test_bert.py)
         models_dir=tmp_path / "models",
         indexes_dir=tmp_path / "indexes",
         vector_backend=backend,
-        milvus_uri=str(tmp_path / "milvus" / "milvus.db"),
+        milvus_uri=milvus_uri or str(tmp_path / "milvus" / "milvus.db"),
         max_client_batch_size=8,
         max_upsert_documents=20,
         max_top_k=10,

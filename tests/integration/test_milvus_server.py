@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.index.store import Document
-from tests.integration.server import ROOT, free_port
+from tests.integration.server import ROOT
 
 pytest.importorskip("pymilvus", reason="the milvus extra: pip install sentsim[milvus]")
 
@@ -37,38 +35,9 @@ print(json.dumps({"count": collection.count(), "d2": doc and doc.text,
 
 
 @pytest.fixture
-def uri(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = Path(sys.executable).parent / "milvus-lite"
-    process = subprocess.Popen(
-        [
-            str(server),
-            "server",
-            "--data-dir",
-            str(tmp_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    address = f"http://127.0.0.1:{port}"
-    from pymilvus import MilvusClient
-
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, "milvus-lite server exited"
-        try:
-            MilvusClient(uri=address, timeout=2).list_collections()
-            break
-        except Exception:  # noqa: BLE001 - not listening yet
-            assert time.monotonic() < deadline, "milvus-lite server did not start"
-            time.sleep(0.3)
-    yield address
-    process.terminate()
-    process.wait(30)
+def uri(milvus_uri: str) -> str:
+    """A Milvus Lite server that several processes reach: a fresh database of the session's."""
+    return milvus_uri
 
 
 def _read(uri: str, query: np.ndarray) -> dict[str, object]:

@@ -78,6 +78,7 @@ def test_post_paraphrase_answers_200_with_default_settings(
     tmp_path: Path, tiny_bert_dir: Path
 ) -> None:
     settings = Settings(
+        jit=False,
         model=str(tiny_bert_dir),
         device="cpu",
         indexes_dir=tmp_path / "indexes",

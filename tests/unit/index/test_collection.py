@@ -22,13 +22,14 @@ D = 6
 
 @pytest.fixture(params=["faiss", "milvus"])
 def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CollectionCatalog]:
-    """The backend's catalog, started: a folder, or a Milvus Lite file."""
+    """The backend's catalog, started: a folder, or a fresh database of the session's Milvus
+    Lite server."""
     made: CollectionCatalog
     if request.param == "milvus":
         pytest.importorskip("pymilvus", reason="the milvus extra: pip install sentsim[milvus]")
         from app.index.milvus_catalog import MilvusCatalog
 
-        made = MilvusCatalog(str(tmp_path / "milvus.db"))
+        made = MilvusCatalog(request.getfixturevalue("milvus_uri"))
     else:
         made = FolderCatalog(tmp_path / "indexes")
     made.start()

@@ -90,6 +90,7 @@ def test_the_output_round_trips_through_serve(tiny_bert_dir: Path, tmp_path: Pat
     assert (output / "model.safetensors").is_file() and (output / "training.json").is_file()
     assert not list(output.rglob("*.bin")) and not list(output.rglob("*.pt"))
     settings = Settings(
+        jit=False,
         model=str(output),
         device="cpu",
         precision="fp32",
