@@ -10,14 +10,8 @@ from typing import Any
 
 from app.core.errors import ConflictError, storage_error
 from app.index.base import ResolveTransform, VectorTransform
-from app.index.collection import (
-    STORE_FILE,
-    WHITENING_DIR,
-    Collection,
-    empty_trash,
-    move_to_trash,
-    sweep,
-)
+from app.index.collection import STORE_FILE, WHITENING_DIR, Collection
+from app.index.folders import empty_trash, move_to_trash, sweep
 from app.index.store import DocumentStore
 from app.transforms.whitening import Whitening
 

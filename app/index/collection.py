@@ -7,12 +7,10 @@ A collection is a folder under the indexes directory:
   vectors — a cache, saved by atomic replace and reconciled with the store on opening (stale
   ids removed, missing ones added from the stored raw vectors, no re-encoding).
 
-Lifecycle, so that no failure leaves a half-made or half-deleted collection behind: ``create``
-builds the folder under a temporary name and renames it into place; ``destroy`` first renames
-it out of the way (a failed rename leaves it whole and usable), then removes the files; every
-operation checks, under the collection's lock, that it has not been closed meanwhile (a request
-racing a delete gets ``NotFoundError``). Storage failures become ``StorageError`` whose message
-names no file path.
+No failure leaves a half-made or half-deleted collection behind (``app.index.folders``: staged
+creates, deletes through the trash); every operation checks, under the collection's lock, that
+it has not been closed meanwhile (a request racing a delete gets ``NotFoundError``). Storage
+failures become ``StorageError`` whose message names no file path.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ from app.index.base import (
     prepare_vectors,
 )
 from app.index.faiss_index import FaissIndex, parse_spec
+from app.index.folders import create_atomically, empty_trash, move_to_trash
 from app.index.store import Document, DocumentStore, Scalar
 from app.transforms.whitening import Whitening
 
@@ -47,16 +46,10 @@ logger = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
 STORE_FILE = "store.sqlite"
-#: Folder (prefix) of a collection's own whitening: ``whitening-<id>/`` (``whitening/`` before
-#: versioned folders).
+#: Folder prefix of a collection's own whitening (``whitening-<id>/``; before: ``whitening/``).
 WHITENING_DIR = "whitening"
-#: Prefixes of folders that are not collections: one being created, one being deleted.
-STAGING_PREFIX = ".creating-"
-TRASH_PREFIX = ".deleted-"
 #: Bytes counted per search hit on top of its text and metadata (id, score, JSON syntax).
 HIT_OVERHEAD_BYTES = 64
-
-
 #: Documents whose neighbours one locked index search finds (``Collection.neighbors``).
 _NEIGHBOR_CHUNK = 4096
 
@@ -64,8 +57,8 @@ _NEIGHBOR_CHUNK = 4096
 class Collection(CollectionBase):
     """One collection: its store, its index and its optional transform. Thread-safe.
 
-    Use ``Collection.create`` for a new one; to open one, open its ``DocumentStore``, check its
-    ``meta``, build ``Collection(folder, store, transform)`` and call ``reconcile``.
+    ``Collection.create`` makes a new one; ``FolderCatalog.open`` opens one (then
+    ``reconcile``).
 
     Args:
         folder: The collection's folder.
@@ -126,22 +119,20 @@ class Collection(CollectionBase):
         d = index_dimension(meta, transform)
         parse_spec(meta["index"], d)
         name = str(meta["name"])
-        staging = root / f"{STAGING_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
-        try:
-            staging.mkdir()
+
+        def fill(staging: Path) -> None:
             store = DocumentStore(staging / STORE_FILE)
             try:
                 store.set_meta(**meta)
                 empty = np.zeros((0, d), np.float32)
-                FaissIndex.build(d, meta["index"], np.zeros(0, np.int64), empty).save(
-                    staging / INDEX_FILE
-                )
+                index = FaissIndex.build(d, meta["index"], np.zeros(0, np.int64), empty)
+                index.save(staging / INDEX_FILE)
             finally:
                 store.close()
-            staging.rename(root / name)
-            fsync_dir(root)
+
+        try:
+            create_atomically(root, name, fill)
         except (OSError, sqlite3.Error) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
             raise storage_error(f"creating collection {name!r}", exc) from None
         return cls(root / name, DocumentStore(root / name / STORE_FILE), transform)
 
@@ -162,8 +153,7 @@ class Collection(CollectionBase):
     def iter_raw_vectors(self, batch: int = 8192) -> Iterator[Embeddings]:
         """The stored raw encoder vectors, float32 (b, d) batches in document order. Call it
         inside ``exclusive`` (a generator must not hold the lock between its batches)."""
-        for _, raw in self.store.iter_vectors(batch):
-            yield raw
+        yield from (raw for _, raw in self.store.iter_vectors(batch))
 
     def reconcile(self) -> None:
         """Make the index hold exactly the store's documents, saving it if it changed."""
@@ -408,28 +398,3 @@ class Collection(CollectionBase):
             self.closed = True
             self.store.close()
         empty_trash(trash)
-
-
-def move_to_trash(folder: Path) -> Path:
-    """Rename a collection folder out of the way (the first, atomic step of a delete).
-
-    Raises:
-        OSError: It could not be renamed; it is unchanged.
-    """
-    trash = folder.with_name(f"{TRASH_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
-    folder.rename(trash)
-    return trash
-
-
-def empty_trash(trash: Path) -> None:
-    """Remove a renamed folder; what cannot be removed now is swept on the next start."""
-    shutil.rmtree(trash, ignore_errors=True)
-    if trash.exists():
-        logger.warning("files of a deleted collection left in %s", trash.name)
-
-
-def sweep(root: Path) -> None:
-    """Remove what interrupted creates and deletes left in the indexes folder."""
-    for folder in root.iterdir():
-        if folder.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) and folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)

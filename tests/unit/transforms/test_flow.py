@@ -14,7 +14,8 @@ from app.core.errors import (
     NotFittedError,
     TransformMismatchError,
 )
-from app.transforms.flow import FlowTransform, Glow
+from app.transforms.flow import FlowTransform
+from app.transforms.glow import Glow
 from app.transforms.loading import load_transform
 
 D = 16
