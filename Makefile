@@ -16,7 +16,7 @@ install: ## Create .venv and install the locked dev environment (CPU torch)
 
 lock: ## Re-resolve requirements*.lock from pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
-	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra milvus -o requirements-milvus.lock pyproject.toml
 	@# A local label (torch==2.13.0+cpu, from this machine's wheel folder) exists on no public
 	@# index: pin the public version, which every platform's pip resolves.
