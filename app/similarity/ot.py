@@ -28,22 +28,18 @@ Only numpy and POT: no torch, no web code.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from types import ModuleType
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
-
-# POT registers a torch backend by importing torch when it is installed; sentsim passes it numpy
-# arrays only, so keep this module light and torch-free (POT's documented switch; a value the
-# user set wins).
-os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
-import ot  # noqa: E402
 
 from app.core.errors import DimensionMismatchError, EmptyInputError, InputValidationError
 
@@ -129,7 +125,20 @@ def cost_matrix(
     return np.asarray(np.clip(1.0 - _unit(x) @ _unit(y).T, 0.0, 2.0), dtype=np.float64)
 
 
+@functools.cache
+def _pot() -> ModuleType:
+    """POT, imported at the first solve: it pulls in scikit-learn and SciPy (3.5 s of every
+    server start when imported with this module). POT registers a torch backend by importing
+    torch when it is installed; sentsim passes it numpy arrays only, so that is switched off
+    (POT's documented switch; a value the user set wins)."""
+    os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
+    import ot
+
+    return cast(ModuleType, ot)
+
+
 def _solve(p: Weights, q: Weights, M: np.ndarray, solver: Solver, reg: float) -> Transport:
+    ot = _pot()
     if solver == "emd":
         plan = ot.emd(p, q, M)
     elif solver == "sinkhorn":
