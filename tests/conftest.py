@@ -95,18 +95,36 @@ QUORA = Path(__file__).resolve().parents[2] / "shared" / "data" / "quora-para" /
 @pytest.fixture(scope="session")
 def tiny_simbert(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):  # type: ignore[no-untyped-def]
     """The tiny BERT trained the SimBERT way on 200 quora-para pairs (300 steps, seeded):
-    ``(checkpoint folder, TrainReport, pairs)``."""
+    ``(checkpoint folder, TrainReport, pairs)``. Trained once for the whole run: under
+    pytest-xdist the first worker trains it into the run's shared temporary folder (a file
+    lock) and the others load that (the same seeded result, ~25 s of CPU each saved)."""
+    import json
+
+    from filelock import FileLock
+
     from app.core.datasets import read_pairs
-    from app.training.simbert import TrainConfig, train_simbert
+    from app.training.simbert import TrainConfig, TrainReport, train_simbert
 
     if not QUORA.is_file():
         pytest.skip("needs ../shared/data/quora-para/train.tsv")
     pairs = read_pairs(QUORA)[:200]
-    out = tmp_path_factory.mktemp("simbert")
-    config = TrainConfig(
-        batch_size=16, max_steps=300, lr=2e-3, warmup_steps=20, checkpoint_every=100, max_length=32
-    )
-    report = train_simbert(pairs, str(tiny_bert_dir), out, config, device="cpu")
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    out = shared / "tiny-simbert"
+    with FileLock(str(shared / "tiny-simbert.lock")):
+        if not (out / "training.json").is_file():
+            config = TrainConfig(
+                batch_size=16,
+                max_steps=300,
+                lr=2e-3,
+                warmup_steps=20,
+                checkpoint_every=100,
+                max_length=32,
+            )
+            # Each worker writes the tiny BERT with the same seed: whichever trains, the same.
+            train_simbert(pairs, str(tiny_bert_dir), out, config, device="cpu")
+    report = TrainReport(**json.loads((out / "training.json").read_text("utf-8"))["report"])
     return out, report, pairs
 
 
