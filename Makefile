@@ -36,8 +36,8 @@ typecheck: ## mypy --strict on app/
 imports: ## The import contract (layers, web-free ML core) with import-linter
 	$(BIN)/lint-imports
 
-test: ## All tests (the real-model ones included) with the coverage gate
-	$(PY) -m pytest --cov=app --cov-fail-under=90
+test: ## All tests (the real-model ones included) with the coverage gate, one worker per core
+	$(PY) -m pytest -n auto --dist loadfile --cov=app --cov-fail-under=90
 
 test-fast: ## Tests without the real default model
 	$(PY) -m pytest -m "not slow"

@@ -22,6 +22,17 @@ import pytest
 if TYPE_CHECKING:
     from app.encoding.bert import BertEncoder
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker is a process of its own: one torch thread each, so that
+    the workers (one per core) do not oversubscribe the cores with torch's thread pools."""
+    del config
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 DATA_DIR = Path(__file__).parent / "data"
 STS_SAMPLE = DATA_DIR / "stsb_test_300.tsv"
 
