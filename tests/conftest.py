@@ -33,6 +33,17 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow modules first (a stable sort): pytest-xdist then hands the longest work out
+    first, and the run does not end waiting on one worker's late integration test."""
+    items.sort(
+        key=lambda item: (
+            "/integration/" not in item.nodeid and not item.nodeid.startswith("integration/"),
+            item.get_closest_marker("slow") is None,
+        )
+    )
+
+
 DATA_DIR = Path(__file__).parent / "data"
 STS_SAMPLE = DATA_DIR / "stsb_test_300.tsv"
 
