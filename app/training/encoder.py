@@ -220,17 +220,7 @@ def train_encoder(
         labels = torch.tensor([e[2] for e in batch], device=first.device)
         return {"loss": cosent_loss(first, second, labels, config.loss_scale)}
 
-    loop = LoopConfig(
-        batch_size=config.batch_size,
-        max_steps=config.epochs * (len(examples) // config.batch_size),
-        lr=config.lr,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        checkpoint_every=config.checkpoint_every,
-        precision=config.precision,
-    )
+    loop = LoopConfig.of(config, max_steps=config.epochs * (len(examples) // config.batch_size))
     done = train_loop(
         trainee.model,
         examples,

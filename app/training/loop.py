@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -121,6 +121,13 @@ class LoopConfig:
     checkpoint_every: int
     precision: str = "fp32"
     log_every: int = 20
+
+    @classmethod
+    def of(cls, knobs: Any, max_steps: int) -> LoopConfig:
+        """The loop's knobs out of a model's training config (the fields of the same names)
+        and its step count."""
+        names = [f.name for f in fields(cls) if f.name not in ("max_steps", "log_every")]
+        return cls(max_steps=max_steps, **{name: getattr(knobs, name) for name in names})
 
 
 @dataclass

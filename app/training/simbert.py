@@ -115,17 +115,7 @@ def train_simbert(
         s2s, retrieval = simbert.losses([a for a, _ in batch], [b for _, b in batch])
         return {"seq2seq": s2s, "retrieval": retrieval}
 
-    loop = LoopConfig(
-        batch_size=config.batch_size,
-        max_steps=config.max_steps,
-        lr=config.lr,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        checkpoint_every=config.checkpoint_every,
-        precision=config.precision,
-    )
+    loop = LoopConfig.of(config, max_steps=config.max_steps)
     done = train_loop(
         simbert.model,
         list(pairs),
