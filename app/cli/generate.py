@@ -24,7 +24,7 @@ from app.core.config import get_settings
 from app.core.errors import NotReadyError
 from app.encoding.registry import generator_path, resolve_model
 from app.services.encoders import explain, load_encoder
-from app.services.paraphrase import NO_GENERATOR
+from app.services.paraphrase import NO_GENERATOR, read_earlier_names
 
 
 @app.command("paraphrase")
@@ -68,13 +68,17 @@ def paraphrase_command(
             typer.echo(
                 f"note: TEXT has {tokens} tokens; the generator reads its first {limit}", err=True
             )
-        if top_k is not None and num_candidates is None:  # the earlier flags
-            num_candidates, num_return_sequences, top_k = num_return_sequences, top_k, 0
+        given = {
+            "num_candidates": num_candidates,
+            "num_return_sequences": num_return_sequences,
+            "top_k": top_k,
+        }
+        knobs = read_earlier_names({k: v for k, v in given.items() if v is not None})
         results = simbert.generate(
             text,
-            num_candidates=32 if num_candidates is None else num_candidates,
-            num_return_sequences=5 if num_return_sequences is None else num_return_sequences,
-            top_k=top_k or 0,
+            num_candidates=knobs.get("num_candidates", 32),
+            num_return_sequences=knobs.get("num_return_sequences", 5),
+            top_k=knobs.get("top_k", 0),
             top_p=top_p,
             temperature=temperature,
             max_new_tokens=max_new_tokens,

@@ -74,8 +74,6 @@ class Services:
 
     Attributes:
         settings: The settings it was built from.
-        encoder: The loaded encoder.
-        batcher: Dynamic batching in front of the encoder.
         inference: The one way to the model (batcher, identity, truncation policy).
         embeddings: Embeddings and similarity.
         collections: Persistent collections.
@@ -88,8 +86,6 @@ class Services:
     """
 
     settings: Settings
-    encoder: Encoder
-    batcher: MicroBatcher[Encoded]
     inference: InferenceGateway
     embeddings: EmbeddingService
     collections: CollectionService
@@ -139,8 +135,6 @@ class Services:
         )
         return cls(
             settings=settings,
-            encoder=encoder,
-            batcher=batcher,
             inference=inference,
             embeddings=embeddings,
             collections=collections,
@@ -160,6 +154,16 @@ class Services:
                 settings.max_concurrent_generations,
             ),
         )
+
+    @property
+    def encoder(self) -> Encoder:
+        """The loaded encoder (the gateway's)."""
+        return self.inference.encoder
+
+    @property
+    def batcher(self) -> MicroBatcher[Encoded]:
+        """Dynamic batching in front of the encoder (the gateway's)."""
+        return self.inference.batcher
 
     async def start(self) -> None:
         """Start the batcher, warm the model up, open and reconcile the collections."""

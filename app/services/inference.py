@@ -4,7 +4,8 @@ It owns the micro-batcher in front of the model thread, the model's identity (na
 dimension, token limit) and the truncation policy, behind one call, ``embed_pooled``, that
 returns sentence vectors, token vectors or both, with the token counts and which inputs were
 cut. Every service that needs the model goes through it: embeddings, similarity, search and
-reranking, collection upserts, whitening refits and explanations.
+reranking, collection upserts and explanations. (Normalisation stays with the embeddings
+service: OpenAI's ``dimensions`` cuts the vectors before they are normalised.)
 
 The truncation policy, one for every route: an input over the model's ``max_seq_length`` is
 refused (``BatchTooLargeError``, HTTP 413) unless the request says ``truncate``; then the
@@ -26,7 +27,6 @@ from app.core.errors import BatchTooLargeError
 from app.core.types import Embeddings
 from app.encoding.base import Encoded, Encoder
 from app.services.batching import MicroBatcher
-from app.transforms.normalize import l2_normalize
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class Inferred:
     """What ``embed_pooled`` returns for n inputs.
 
     Attributes:
-        embeddings: float32 (n, d) sentence vectors (unit length if asked for).
+        embeddings: float32 (n, d) sentence vectors, not normalised.
         lengths: int64 (n,) tokens of each input before truncation, special tokens included.
         prompt_tokens: Tokens the model read, special tokens included, after truncation
             (OpenAI's ``usage.prompt_tokens``).
@@ -117,7 +117,6 @@ class InferenceGateway:
         inputs: Sequence[str],
         *,
         truncate: bool = False,
-        normalize: bool = False,
         token_embeddings: bool = False,
         what: str = "inputs",
     ) -> Inferred:
@@ -130,7 +129,6 @@ class InferenceGateway:
         Args:
             inputs: n texts (already checked against the request limits).
             truncate: Accept the encoder's cut of inputs over the model's limit.
-            normalize: Scale the sentence vectors to unit length.
             token_embeddings: Also return the token vectors.
             what: What the inputs are called in error messages.
 
@@ -146,9 +144,8 @@ class InferenceGateway:
         else:
             encoded = Encoded.concat(await self.batcher.encode_parts(texts))
         over = self.check_lengths(encoded.lengths.tolist(), truncate, what)
-        vectors = l2_normalize(encoded.vectors) if normalize else encoded.vectors
         read = int(np.minimum(encoded.lengths, self.max_seq_length).sum())
-        return Inferred(vectors, encoded.lengths, read, over, encoded.token_embeddings)
+        return Inferred(encoded.vectors, encoded.lengths, read, over, encoded.token_embeddings)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run other model work (a torch transform, tokenization, an explanation) alone on

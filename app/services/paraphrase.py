@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import BatchTooLargeError, EmptyInputError, NotReadyError
 
@@ -16,6 +17,19 @@ NO_GENERATOR = (
     "models/simbert-quora (run from a clone of sentsim), or point SENTSIM_GENERATOR (or "
     "`sentsim serve --generator`) at a SimBERT checkpoint folder, then restart"
 )
+
+
+def read_earlier_names(knobs: Mapping[str, Any]) -> dict[str, Any]:
+    """Generation knobs as given (names to values), with the earlier convention read the
+    earlier way: knobs that have ``top_k`` and no ``num_candidates`` meant
+    ``num_return_sequences`` = candidates sampled (default 32) and ``top_k`` = paraphrases
+    returned; they become ``num_candidates`` and ``num_return_sequences`` (Hugging Face's
+    names, ``top_k`` being the token cut-off). Other knobs pass unchanged."""
+    read = dict(knobs)
+    if "top_k" in read and "num_candidates" not in read:
+        read["num_candidates"] = read.pop("num_return_sequences", 32)
+        read["num_return_sequences"] = read.pop("top_k")
+    return read
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.schemas.base import StrictBody
+from app.services.paraphrase import read_earlier_names
 
 
 class ParaphraseRequest(StrictBody):
@@ -52,11 +53,7 @@ class ParaphraseRequest(StrictBody):
     @classmethod
     def _earlier_names(cls, data: Any) -> Any:
         """The earlier body: ``num_return_sequences`` = candidates, ``top_k`` = returned."""
-        if isinstance(data, dict) and "top_k" in data and "num_candidates" not in data:
-            data = dict(data)
-            data["num_candidates"] = data.pop("num_return_sequences", 32)
-            data["num_return_sequences"] = data.pop("top_k")
-        return data
+        return read_earlier_names(data) if isinstance(data, dict) else data
 
 
 class ParaphraseOut(BaseModel):
