@@ -155,7 +155,7 @@ class SimBertModel:
         finally:
             hf_logging.set_verbosity(verbosity)
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model.to(target)  # type: ignore[arg-type]  # transformers types .to oddly
+        model.to(target)
         return cls(model, tokenizer, max_length)
 
     @property
